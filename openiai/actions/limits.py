@@ -1,0 +1,112 @@
+"""The documented limits on names and IDs, each with its documented error code."""
+
+from __future__ import annotations
+
+import re
+
+from ..api.errors import value
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-%@#&_]+$")
+ID_MAX_BYTES = 64
+GROUP_NAME_MAX = 60
+TAG_MAX = 40
+EX_DESCRIPTIONS_MAX = 5
+EX_DESCRIPTION_NAME_MAX = 30
+PERSON_NAME_MAX = 60
+PERSON_EX_VALUE_MAX = 60
+GROUPS_PER_ACCOUNT = 100_000
+GROUPS_PER_PERSON = 100
+FACES_PER_PERSON = 5
+MODEL_VERSIONS = ("2.0", "3.0")
+DEFAULT_MODEL_VERSION = "3.0"
+
+
+def _check_id(raw: str, kind: str) -> str:
+    if not raw:
+        raise value(f"{kind}Illegal", f"{kind} must not be empty.")
+    if len(raw.encode("utf-8")) > ID_MAX_BYTES:
+        raise value(f"{kind}TooLong", f"{kind} may be at most {ID_MAX_BYTES} bytes.")
+    if not ID_RE.match(raw):
+        raise value(f"{kind}Illegal", f"{kind} `{raw}` may contain only letters, digits and "
+                    "the symbols -%@#&_.")
+    return raw
+
+
+def group_id(raw: str) -> str:
+    return _check_id(raw, "GroupId")
+
+
+def person_id(raw: str) -> str:
+    return _check_id(raw, "PersonId")
+
+
+def group_name(raw: str) -> str:
+    if not raw or not raw.strip():
+        raise value("GroupNameIllegal", "GroupName must be 1 to 60 characters long.")
+    if len(raw) > GROUP_NAME_MAX:
+        raise value("GroupNameTooLong", f"GroupName may be at most {GROUP_NAME_MAX} characters.")
+    return raw
+
+
+def tag(raw: str | None) -> str:
+    raw = raw or ""
+    if len(raw) > TAG_MAX:
+        raise value("GroupTagTooLong", f"Tag may be at most {TAG_MAX} characters.")
+    return raw
+
+
+def ex_description_name(raw: str) -> str:
+    if not raw or not raw.strip():
+        raise value("GroupExDescriptionsNameIllegal",
+                    "Each group ex-description field name must be 1 to 30 characters long.")
+    if len(raw) > EX_DESCRIPTION_NAME_MAX:
+        raise value("GroupExDescriptionsNameTooLong",
+                    f"Group ex-description field names may be at most {EX_DESCRIPTION_NAME_MAX} "
+                    "characters.")
+    return raw
+
+
+def ex_description_names(names: list[str]) -> list[str]:
+    if len(names) > EX_DESCRIPTIONS_MAX:
+        raise value("GroupExDescriptionsExceed",
+                    f"A group may have at most {EX_DESCRIPTIONS_MAX} ex-description fields.")
+    for name in names:
+        ex_description_name(name)
+    if len(set(names)) != len(names):
+        raise value("GroupExDescriptionsNameIdentical",
+                    "Group ex-description field names must be unique within the group.")
+    return list(names)
+
+
+def person_name(raw: str) -> str:
+    if not raw or not raw.strip():
+        raise value("PersonNameIllegal", "PersonName must be 1 to 60 characters long.")
+    if len(raw) > PERSON_NAME_MAX:
+        raise value("PersonNameTooLong", f"PersonName may be at most {PERSON_NAME_MAX} characters.")
+    return raw
+
+
+def gender(raw: int | None) -> int:
+    if raw is None:
+        return 0
+    if raw not in (0, 1, 2):
+        raise value("PersonGenderIllegal", "Gender must be 0 (unset), 1 (male) or 2 (female).")
+    return raw
+
+
+def face_model_version(raw: str | None) -> str:
+    if raw is None or raw == "":
+        return DEFAULT_MODEL_VERSION
+    if raw not in MODEL_VERSIONS:
+        raise value("FaceModelVersionIllegal",
+                    f"FaceModelVersion must be one of {', '.join(MODEL_VERSIONS)}.")
+    return raw
+
+
+def page(offset: int | None, limit: int | None, *, default_limit: int = 10,
+         max_limit: int = 1000) -> tuple[int, int]:
+    offset = 0 if offset is None else offset
+    limit = default_limit if limit is None else limit
+    if limit > max_limit:
+        raise value("LimitExceed", f"Limit may be at most {max_limit}.")
+    return offset, limit

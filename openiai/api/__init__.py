@@ -1,0 +1,1 @@
+"""HTTP layer: protocol parsing, signature auth, dispatch and the Response envelope."""

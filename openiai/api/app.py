@@ -1,0 +1,136 @@
+"""The ASGI app: one endpoint, ``GET /`` and ``POST /``, speaking the IAI wire protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import actions  # noqa: F401  (registers the handlers)
+from ..actions.registry import HANDLERS, Context
+from ..services import Services
+from ..settings import Settings
+from .auth import authenticate
+from .errors import ApiError, invalid
+from .protocol import MAX_TC3_BYTES, read_request
+from .schema import shape_response, validate_request
+from .wire_schema import ACTIONS
+
+log = logging.getLogger("openiai.api")
+
+
+def envelope(request_id: str, payload: dict | None = None, error: ApiError | None = None) -> Response:
+    body = dict(payload or {})
+    if error is not None:
+        body = {"Error": {"Code": error.code, "Message": error.message}}
+    body["RequestId"] = request_id
+    # Exactly "application/json": the Python SDK ignores Response.Error under any other type.
+    return Response(json.dumps({"Response": body}, ensure_ascii=False).encode("utf-8"),
+                    status_code=200, media_type="application/json")
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing anything over the largest allowed size without buffering it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_TC3_BYTES:
+        raise invalid(f"The request body ({int(declared)} bytes) exceeds the 10 MB limit.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_TC3_BYTES:
+            raise invalid("The request body exceeds the 10 MB limit.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # lets request.form() reuse what was read
+    return body
+
+
+def _resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
+    if not action:
+        raise ApiError("MissingParameter", "The request is missing the Action "
+                       "(X-TC-Action header or Action parameter).")
+    if not version:
+        raise ApiError("MissingParameter", "The request is missing the Version "
+                       "(X-TC-Version header or Version parameter).")
+    if version not in ACTIONS:
+        raise ApiError("NoSuchVersion", f"API version `{version}` does not exist; "
+                       f"supported: {', '.join(ACTIONS)}.")
+    if action not in ACTIONS[version]:
+        raise ApiError("InvalidAction", f"The action `{action}` does not exist in API version "
+                       f"{version}.")
+    if action not in HANDLERS:
+        raise ApiError("UnsupportedOperation", f"The action `{action}` is part of the IAI API "
+                       "but is not implemented by this server yet.")
+    return version, action
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    services = services or Services(settings or Settings.from_env())
+    limiter = anyio.CapacityLimiter(max(4, services.settings.workers))
+
+    async def endpoint(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        action = "-"
+        try:
+            body = await _read_body(request)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            req = await read_request(
+                request.method, headers, request.scope.get("query_string", b"").decode("latin-1"),
+                body, lambda: _multipart_pairs(request),
+            )
+            key = authenticate(req, services.keys.lookup, services.nonces)
+            version, action = _resolve_action(req.version, req.action)
+            model = validate_request(version, action, req.params())
+            ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
+                          services=services)
+            payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,
+                                                     limiter=limiter)
+            response = envelope(request_id, shape_response(version, action, payload or {}))
+            code = "-"
+        except ApiError as exc:
+            response, code = envelope(request_id, error=exc), exc.code
+        except Exception:
+            log.exception("unhandled error in %s (RequestId %s)", action, request_id)
+            code = "InternalError"
+            response = envelope(request_id, error=ApiError(
+                "InternalError", f"Internal error; quote RequestId {request_id} when reporting it."))
+        log.info("request", extra={"request_id": request_id, "action": action, "code": code,
+                                   "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return response
+
+    async def healthz(_request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        services.close()
+
+    app = Starlette(routes=[
+        Route("/", endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.services = services
+    return app
+
+
+async def _multipart_pairs(request: Request) -> list[tuple[str, str]]:
+    try:
+        form = await request.form(max_files=0, max_fields=10_000)
+    except Exception as exc:  # python-multipart raises several types for broken bodies
+        raise ApiError("InvalidParameter", f"The multipart/form-data body is malformed: {exc}") from None
+    pairs = []
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise invalid(f"Form field `{key}` must be a plain value, not a file upload.")
+        pairs.append((key, value))
+    return pairs

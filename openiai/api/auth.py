@@ -1,0 +1,173 @@
+"""Checking a request's signature against the account's key: expiry, replay and the quirks
+of the official clients (see ../shared/spec/CLIENTS.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from . import signing
+from .errors import ApiError
+from .protocol import ApiRequest, Tc3Credentials, V1Credentials
+
+MAX_SKEW_SECONDS = 300
+
+
+class KeyRecord:
+    """What auth needs to know of a key: its secret and the account that owns it."""
+
+    def __init__(self, secret_id: str, secret_key: str, account_id: int) -> None:
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.account_id = account_id
+
+
+KeyLookup = Callable[[str], KeyRecord | None]
+
+
+class NonceCache:
+    """v1 replay protection: a (SecretId, Timestamp, Nonce) triple is accepted once.
+
+    Keyed with the timestamp too because the Node SDK draws nonces from only 0..65535: two
+    honest requests sharing a nonce within the window are likely, a replay shares both.
+    """
+
+    def __init__(self, window: int = 2 * MAX_SKEW_SECONDS) -> None:
+        self._seen: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+        self._window = window
+
+    def add(self, key: tuple[str, str, str]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self._window}
+            seen_at = self._seen.get(key)
+            if seen_at is not None and now - seen_at < self._window:
+                return False
+            self._seen[key] = now
+            return True
+
+
+def _host_variants(host: str) -> list[str]:
+    """The Host as sent, then without its port (the Node SDK signs the bare hostname)."""
+    variants = [host]
+    head, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and head:
+        variants.append(head)
+    return variants
+
+
+def _check_timestamp(raw: str | None, now: float) -> int:
+    if raw is None or raw == "":
+        raise ApiError("MissingParameter", "The request is missing the Timestamp "
+                       "(X-TC-Timestamp header or Timestamp parameter).")
+    try:
+        ts = int(raw)
+    except ValueError:
+        raise ApiError("InvalidParameter", f"Timestamp `{raw}` is not an integer.") from None
+    if abs(now - ts) > MAX_SKEW_SECONDS:
+        raise ApiError(
+            "AuthFailure.SignatureExpire",
+            f"The request timestamp {ts} differs from server time {int(now)} by more than "
+            f"{MAX_SKEW_SECONDS // 60} minutes; check the client's clock.",
+        )
+    return ts
+
+
+def _signature_failure() -> ApiError:
+    return ApiError(
+        "AuthFailure.SignatureFailure",
+        "The provided credentials could not be validated. Please check your signature is correct.",
+    )
+
+
+def _lookup(lookup: KeyLookup, secret_id: str | None) -> KeyRecord:
+    if not secret_id:
+        raise ApiError("MissingParameter", "The request is missing the SecretId.")
+    record = lookup(secret_id)
+    if record is None:
+        raise ApiError("AuthFailure.SecretIdNotFound",
+                       "The SecretId does not exist or has been disabled.")
+    return record
+
+
+def _reject_token(token: str | None) -> None:
+    if token:
+        raise ApiError("AuthFailure.TokenFailure",
+                       "Temporary credentials (Token) are not supported by this server yet; "
+                       "use a permanent SecretId/SecretKey.")
+
+
+def authenticate(req: ApiRequest, lookup: KeyLookup, nonces: NonceCache,
+                 now: float | None = None) -> KeyRecord:
+    now = time.time() if now is None else now
+    if isinstance(req.credentials, Tc3Credentials):
+        return _verify_tc3(req, req.credentials, lookup, now)
+    return _verify_v1(req, req.credentials, lookup, nonces, now)
+
+
+def _verify_tc3(req: ApiRequest, c: Tc3Credentials, lookup: KeyLookup, now: float) -> KeyRecord:
+    record = _lookup(lookup, c.secret_id)
+    ts = _check_timestamp(c.timestamp, now)
+    _reject_token(c.token)
+    day = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    if c.date != day:
+        raise ApiError("AuthFailure.SignatureFailure",
+                       f"The credential date {c.date} does not match X-TC-Timestamp ({day} UTC).")
+    content_sha = req.headers.get("x-tc-content-sha256")
+    payload_hash = (signing.UNSIGNED_PAYLOAD if content_sha == signing.UNSIGNED_PAYLOAD
+                    else signing.sha256_hex(req.body))
+    query = req.raw_query if req.http_method == "GET" else ""
+    scope = f"{c.date}/{c.service}/tc3_request"
+    host = req.headers.get("host", "")
+    for host_value in _host_variants(host):
+        values = []
+        for name in c.signed_headers:
+            raw = host_value if name == "host" else req.headers.get(name)
+            if raw is None:
+                raise ApiError("AuthFailure.InvalidAuthorization",
+                               f"Signed header `{name}` is not present in the request.")
+            values.append((name, raw.strip()))
+        # The doc says values are lower-cased; the SDKs sign them as sent. Accept either.
+        for hv in {tuple(values), tuple((n, v.lower()) for n, v in values)}:
+            canonical = signing.tc3_canonical_request(req.http_method, query, hv, payload_hash)
+            sts = signing.tc3_string_to_sign(c.timestamp, scope, canonical)
+            expected = signing.tc3_signature(record.secret_key, c.date, c.service, sts)
+            if hmac.compare_digest(expected, c.signature):
+                return record
+    raise _signature_failure()
+
+
+def _verify_v1(req: ApiRequest, c: V1Credentials, lookup: KeyLookup, nonces: NonceCache,
+               now: float) -> KeyRecord:
+    if not c.signature and not c.secret_id:
+        raise ApiError(
+            "AuthFailure.InvalidAuthorization",
+            "The request is not signed: send an Authorization header (TC3-HMAC-SHA256) or the "
+            "SecretId, Timestamp, Nonce and Signature parameters (HmacSHA1/HmacSHA256).",
+        )
+    record = _lookup(lookup, c.secret_id)
+    _check_timestamp(c.timestamp, now)
+    if not c.nonce:
+        raise ApiError("MissingParameter", "The request is missing the Nonce parameter.")
+    if not c.signature:
+        raise ApiError("MissingParameter", "The request is missing the Signature parameter.")
+    _reject_token(c.token)
+    host = req.headers.get("host", "")
+    for host_value in _host_variants(host):
+        sts = signing.v1_string_to_sign(req.http_method, host_value, c.signed_params)
+        expected = signing.v1_signature(record.secret_key, sts, c.method)
+        if hmac.compare_digest(expected, c.signature):
+            break
+    else:
+        raise _signature_failure()
+    if not nonces.add((record.secret_id, c.timestamp or "", c.nonce)):
+        raise ApiError("AuthFailure.SignatureFailure",
+                       f"Nonce {c.nonce} was already used with this timestamp: the request was "
+                       "replayed. Send a fresh Nonce with every request.")
+    return record

@@ -1,0 +1,143 @@
+"""The ``openiai`` command: serve, keys, and the engine tools (eval, calibrate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .settings import Settings
+
+SDK_SNIPPET = """\
+# pip install tencentcloud-sdk-python-iai
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.iai.v20200303 import iai_client, models
+
+cred = credential.Credential("{secret_id}", "{secret_key}")
+client = iai_client.IaiClient(
+    cred, "ap-guangzhou",
+    ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint="{host}:{port}")))
+req = models.CreateGroupRequest()
+req.GroupId, req.GroupName = "staff", "Staff"
+print(client.CreateGroup(req).to_json_string())
+"""
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None), port=getattr(args, "port", None),
+        data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None,
+        database_url=getattr(args, "database_url", None),
+        model_dir=Path(args.model_dir) if getattr(args, "model_dir", None) else None,
+    )
+
+
+def _services(args):
+    from .services import Services
+    return Services(_settings(args))
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from .api.app import create_app
+
+    settings = _settings(args)
+    from .services import Services
+    services = Services(settings)
+    if not services.keys.has_keys():
+        secret_id, secret_key = services.keys.create_key("default")
+        print("Created a first account `default` with this key (shown once; keep it safe):")
+        print(f"  SecretId:  {secret_id}\n  SecretKey: {secret_key}\n")
+        print("Python SDK example:\n")
+        print(SDK_SNIPPET.format(secret_id=secret_id, secret_key=secret_key,
+                                 host=settings.host, port=settings.port))
+    else:
+        print("Keys exist already; list them with `openiai keys list`, make one with "
+              "`openiai keys create --account NAME`.")
+    print(f"openiai listening on http://{settings.host}:{settings.port}/", flush=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(services=services), host=settings.host, port=settings.port,
+                log_level="warning", timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_keys(args) -> int:
+    services = _services(args)
+    if args.keys_cmd == "create":
+        secret_id, secret_key = services.keys.create_key(args.account)
+        if args.json:
+            print(json.dumps({"SecretId": secret_id, "SecretKey": secret_key}))
+        else:
+            print(f"Account:   {args.account}\nSecretId:  {secret_id}\nSecretKey: {secret_key}")
+    elif args.keys_cmd == "list":
+        for k in services.keys.list_keys():
+            created = datetime.fromtimestamp(k.created_ms / 1000, timezone.utc).isoformat(timespec="seconds")
+            state = "enabled" if k.enabled else "disabled"
+            print(f"{k.secret_id}\t{k.account}\t{state}\t{created}")
+    elif args.keys_cmd in ("disable", "enable"):
+        if not services.keys.set_enabled(args.secret_id, args.keys_cmd == "enable"):
+            print(f"no such key: {args.secret_id}", file=sys.stderr)
+            return 1
+        print(f"{args.secret_id} {args.keys_cmd}d")
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data directory (OPENIAI_DATA_DIR, default ./data)")
+    p.add_argument("--database-url", help="SQLAlchemy URL (OPENIAI_DATABASE_URL); "
+                   "default SQLite in the data directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openiai", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server")
+    _add_common(serve)
+    serve.add_argument("--host", help="bind address (OPENIAI_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (OPENIAI_PORT, default 8000)")
+    serve.add_argument("--model-dir", help="directory of model files (OPENIAI_MODEL_DIR)")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage accounts' API keys")
+    ksub = keys.add_subparsers(dest="keys_cmd", required=True)
+    create = ksub.add_parser("create", help="create a key (and the account if new)")
+    create.add_argument("--account", required=True)
+    create.add_argument("--json", action="store_true", help="print {SecretId, SecretKey} as JSON")
+    ksub.add_parser("list", help="list keys")
+    for verb in ("disable", "enable"):
+        p = ksub.add_parser(verb, help=f"{verb} a key")
+        p.add_argument("secret_id")
+    for p in ksub.choices.values():
+        _add_common(p)
+    keys.set_defaults(func=cmd_keys)
+
+    ev = sub.add_parser("eval", help="evaluate the engine (e.g. `openiai eval lfw`)")
+    ev.add_argument("rest", nargs=argparse.REMAINDER)
+    ev.set_defaults(func=lambda a: _delegate("openiai.vision.evaluate", a.rest))
+
+    cal = sub.add_parser("calibrate", help="measure impostor scores and write the score table")
+    cal.add_argument("rest", nargs=argparse.REMAINDER)
+    cal.set_defaults(func=lambda a: _delegate("openiai.vision.calibrate", a.rest))
+    return parser
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    return importlib.import_module(module).main(argv) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

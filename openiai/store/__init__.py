@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy schema, its migrations, and the repositories the actions use."""

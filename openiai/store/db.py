@@ -1,0 +1,99 @@
+"""Engine, connection settings and transactions.
+
+SQLite (the default) runs in WAL mode with foreign keys on and ``synchronous=FULL`` so an
+acknowledged write survives a crash; write transactions start with ``BEGIN IMMEDIATE`` so two
+writers queue up instead of failing half-way. PostgreSQL needs neither trick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; queueing writers here avoids busy-loops in the driver.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    @contextmanager
+    def read(self):
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self):
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        if self._write_lock is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock:
+            conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                    yield session
+            finally:
+                conn.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def is_lock_error(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()

@@ -1,0 +1,114 @@
+"""Accounts and API keys. SecretKeys must be readable to check HMACs, so they are stored
+encrypted (Fernet) under a master key kept in a 0600 file outside the database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from ..api.auth import KeyRecord
+from .db import Database, now_ms
+from .schema import Account, ApiKey
+
+_ALNUM = string.ascii_letters + string.digits
+CACHE_SECONDS = 5.0
+
+
+def load_master_key(path: Path) -> Fernet:
+    """Read the master key, creating it (mode 0600) on first start."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return Fernet(path.read_bytes().strip())
+
+
+@dataclass
+class KeyInfo:
+    secret_id: str
+    account: str
+    enabled: bool
+    created_ms: int
+
+
+class KeyStore:
+    def __init__(self, db: Database, fernet: Fernet) -> None:
+        self.db = db
+        self.fernet = fernet
+        self._cache: dict[str, tuple[KeyRecord, float]] = {}
+        self._lock = threading.Lock()
+
+    def ensure_account(self, name: str) -> int:
+        with self.db.write() as s:
+            acc = s.scalar(select(Account).where(Account.name == name))
+            if acc is None:
+                acc = Account(name=name, created_ms=now_ms())
+                s.add(acc)
+                s.flush()
+            return acc.id
+
+    def create_key(self, account: str) -> tuple[str, str]:
+        account_id = self.ensure_account(account)
+        secret_id = "AKID" + "".join(secrets.choice(_ALNUM) for _ in range(32))
+        secret_key = "".join(secrets.choice(_ALNUM) for _ in range(32))
+        with self.db.write() as s:
+            s.add(ApiKey(secret_id=secret_id, account_id=account_id,
+                         secret_key_enc=self.fernet.encrypt(secret_key.encode()),
+                         enabled=True, created_ms=now_ms()))
+        return secret_id, secret_key
+
+    def list_keys(self) -> list[KeyInfo]:
+        with self.db.read() as s:
+            rows = s.execute(select(ApiKey, Account.name).join(Account)
+                             .order_by(ApiKey.created_ms)).all()
+            return [KeyInfo(k.secret_id, name, k.enabled, k.created_ms) for k, name in rows]
+
+    def set_enabled(self, secret_id: str, enabled: bool) -> bool:
+        with self.db.write() as s:
+            key = s.get(ApiKey, secret_id)
+            if key is None:
+                return False
+            key.enabled = enabled
+        with self._lock:
+            self._cache.pop(secret_id, None)
+        return True
+
+    def has_keys(self) -> bool:
+        with self.db.read() as s:
+            return s.scalar(select(ApiKey.secret_id).limit(1)) is not None
+
+    def lookup(self, secret_id: str) -> KeyRecord | None:
+        """The key for a SecretId, or None if unknown or disabled. Enabled keys are cached for
+        a few seconds (one decrypt per key, not per request); a key disabled by the CLI in
+        another process stops working within CACHE_SECONDS."""
+        with self._lock:
+            hit = self._cache.get(secret_id)
+            if hit is not None and time.monotonic() - hit[1] < CACHE_SECONDS:
+                return hit[0]
+        with self.db.read() as s:
+            key = s.get(ApiKey, secret_id)
+            record = None
+            if key is not None and key.enabled:
+                record = KeyRecord(secret_id, self.fernet.decrypt(key.secret_key_enc).decode(),
+                                   key.account_id)
+        with self._lock:
+            if record is not None:
+                self._cache[secret_id] = (record, time.monotonic())
+            else:
+                self._cache.pop(secret_id, None)
+        return record
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()

@@ -1,0 +1,11 @@
+"""Alembic environment: runs on the connection handed over by openiai.store.db.migrate."""
+
+from alembic import context
+
+from openiai.store.schema import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata,
+                  render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,94 @@
+"""The database schema. Every row that belongs to a tenant carries ``account_id``; IDs chosen
+by clients (GroupId, PersonId) are unique per account only, so two accounts never collide.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    secret_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # Fernet token of the SecretKey; the master key lives in a file outside the database.
+    secret_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    group_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    tag: Mapped[str] = mapped_column(String(255), default="")
+    ex_descriptions: Mapped[list] = mapped_column(JSON, default=list)  # up to 5 field names
+    face_model_version: Mapped[str] = mapped_column(String(8))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("account_id", "group_id", name="uq_groups_account_group_id"),
+        UniqueConstraint("account_id", "name", name="uq_groups_account_name"),
+    )
+
+
+class Person(Base):
+    __tablename__ = "persons"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    person_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    gender: Mapped[int] = mapped_column(Integer, default=0)
+    # A person's faces are embedded with one recognizer, so all its groups share this version.
+    face_model_version: Mapped[str] = mapped_column(String(8))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("account_id", "person_id", name="uq_persons_account_person_id"),
+    )
+
+
+class Membership(Base):
+    """A person in a group, with the values of that group's ex-description fields."""
+
+    __tablename__ = "memberships"
+    group_pk: Mapped[int] = mapped_column(ForeignKey("groups.pk", ondelete="CASCADE"),
+                                          primary_key=True)
+    person_pk: Mapped[int] = mapped_column(ForeignKey("persons.pk", ondelete="CASCADE"),
+                                           primary_key=True)
+    ex_descriptions: Mapped[list] = mapped_column(JSON, default=list)  # aligned to the group's
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_memberships_person", "person_pk"),)
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    face_id: Mapped[str] = mapped_column(String(64), unique=True)
+    person_pk: Mapped[int] = mapped_column(ForeignKey("persons.pk", ondelete="CASCADE"), index=True)
+    face_model_version: Mapped[str] = mapped_column(String(8))
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    feature: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, L2-normalised
+    aligned_crop: Mapped[bytes] = mapped_column(LargeBinary)  # PNG of the 112x112 aligned face
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,1 @@
+"""The face engine: image input, detection, alignment, recognition, quality, pose, landmarks."""

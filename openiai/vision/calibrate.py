@@ -1,0 +1,85 @@
+"""Measure SFace's impostor-cosine distribution on LFW and write ``calibration.json``.
+
+Every LFW image (9,056) is embedded once through the production pipeline
+(:func:`openiai.vision.evaluate.embed_files`); the cosines of all cross-identity pairs
+(~41 M) form the impostor distribution. For each FAR f in 0.5 .. 1e-6 the table stores the
+cosine c_f such that a fraction f of the impostor pairs have cosine >= c_f. A FAR is kept
+only if at least MIN_TAIL_PAIRS impostor pairs lie at or above it, so the anchor is measured,
+not extrapolated. :mod:`openiai.vision.scores` turns these anchors into the score map.
+
+    python -m openiai.vision.calibrate [--lfw DIR] [--cache /tmp/lfw_sface.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from openiai.vision import evaluate, models, scores
+
+FARS = (0.5, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+MIN_TAIL_PAIRS = 20
+
+
+def impostor_cosines(emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return np.concatenate(list(evaluate.impostor_blocks(emb, ids)))
+
+
+def build_table(impostors: np.ndarray) -> list[dict]:
+    desc = np.sort(impostors)[::-1]
+    n = len(desc)
+    rows = []
+    for far in FARS:
+        k = int(round(far * n))  # the k-th largest cosine: `k` impostors at or above it
+        if k < MIN_TAIL_PAIRS:
+            continue
+        rows.append({"far": far, "cosine": round(float(desc[k - 1]), 6), "pairs_at_or_above": k})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="openiai calibrate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lfw", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None, help=".npz embedding cache (shared with eval)")
+    ap.add_argument("--out", type=Path, default=scores.CALIBRATION_PATH)
+    args = ap.parse_args(argv)
+    lfw = evaluate.lfw_dir(args.lfw)
+    paths = evaluate.all_images(lfw)
+    if not paths:
+        print(f"no LFW images under {lfw}", file=sys.stderr)
+        return 2
+    emb, status, seconds = evaluate.embed_files(paths, args.workers, args.cache, "calibrating")
+    ids = evaluate.identities(paths)
+    imp = impostor_cosines(emb, ids)
+    rows = build_table(imp)
+    det = models.find_model(models.DETECTOR_FILES)
+    rec = models.find_model(models.RECOGNIZER_FILES)
+    table = {
+        "about": "Impostor-cosine quantiles of the recognizer on LFW; see openiai/vision/scores.py.",
+        "recognizer": rec.name,
+        "recognizer_sha256": models.sha256_of(rec),
+        "detector": det.name,
+        "dataset": f"LFW deep-funneled, {len(paths)} images, {int(ids.max()) + 1} identities",
+        "impostor_pairs": int(len(imp)),
+        "impostor_cosine_mean": round(float(imp.mean()), 6),
+        "impostor_cosine_std": round(float(imp.std()), 6),
+        "images_without_detection": int((status > 0).sum()),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "anchors": rows,
+    }
+    scores.anchors("3.0", table)  # refuse to write a non-monotone table
+    args.out.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    for row in rows:
+        print(f"FAR {row['far']:<7g} cosine >= {row['cosine']:.4f}  ({row['pairs_at_or_above']} pairs)")
+    print(f"{len(imp)} impostor pairs from {len(paths)} images; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

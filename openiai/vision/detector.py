@@ -1,0 +1,142 @@
+"""YuNet (2023mar) face detector on onnxruntime, with OpenCV FaceDetectorYN's pre/post-processing.
+
+Input: BGR float32 in 0..255, NCHW, zero-padded right/bottom to a multiple of 32. Outputs per
+stride 8/16/32: cls, obj (sigmoids), bbox (dx, dy, log w, log h in stride units), kps (5
+points, stride units). score = sqrt(clamp(cls) * clamp(obj)); greedy NMS on integer boxes at
+IoU 0.3, like ``cv::dnn::NMSBoxes``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from openiai.vision import models
+from openiai.vision.types import Face
+
+STRIDES = (8, 16, 32)
+DIVISOR = 32
+NMS_IOU = 0.3
+TOP_K = 5000
+# OpenCV's zoo demo uses 0.9; lower keeps faces that are small, blurred or turned away
+# (group photos), and recognition tolerates them. Chosen on the CompreFace annotated counts.
+DEFAULT_SCORE_THRESHOLD = 0.7
+# Detection runs on a downscaled copy with this long side (speed), except that a face of
+# `min_face_size` px is never shrunk below MIN_NET_FACE px (YuNet's smallest reliable size),
+# and the copy never exceeds MAX_DETECT_SIDE.
+DETECT_SIDE = 640
+MIN_NET_FACE = 16
+MAX_DETECT_SIDE = 1920
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, top_k: int) -> list[int]:
+    # OpenCV casts the float boxes to Rect2i (truncation) before NMS; do the same.
+    b = np.trunc(boxes).astype(np.float64)
+    x1, y1 = b[:, 0], b[:, 1]
+    x2, y2 = x1 + b[:, 2], y1 + b[:, 3]
+    area = b[:, 2] * b[:, 3]
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        union = area[i] + area[rest] - inter
+        overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        order = rest[overlap <= iou]
+    return keep
+
+
+def decode(outputs: list[np.ndarray], pad_h: int, pad_w: int, score_threshold: float) -> np.ndarray:
+    """Raw YuNet outputs -> (n, 15) rows [x, y, w, h, 10 landmark coords, score], pre-NMS."""
+    rows_out = []
+    n = len(STRIDES)
+    for i, stride in enumerate(STRIDES):
+        cols, rows = pad_w // stride, pad_h // stride
+        cls = np.clip(outputs[i].reshape(-1), 0.0, 1.0)
+        obj = np.clip(outputs[i + n].reshape(-1), 0.0, 1.0)
+        score = np.sqrt(cls * obj)
+        idx = np.nonzero(score >= score_threshold)[0]
+        if idx.size == 0:
+            continue
+        bbox = outputs[i + 2 * n].reshape(-1, 4)[idx]
+        kps = outputs[i + 3 * n].reshape(-1, 10)[idx]
+        c = (idx % cols).astype(np.float32)
+        r = (idx // cols).astype(np.float32)
+        cx = (c + bbox[:, 0]) * stride
+        cy = (r + bbox[:, 1]) * stride
+        w = np.exp(bbox[:, 2]) * stride
+        h = np.exp(bbox[:, 3]) * stride
+        lm = kps.reshape(-1, 5, 2).copy()
+        lm[:, :, 0] = (lm[:, :, 0] + c[:, None]) * stride
+        lm[:, :, 1] = (lm[:, :, 1] + r[:, None]) * stride
+        rows_out.append(np.column_stack([cx - w / 2, cy - h / 2, w, h, lm.reshape(-1, 10), score[idx]]))
+    if not rows_out:
+        return np.zeros((0, 15), np.float32)
+    return np.concatenate(rows_out).astype(np.float32)
+
+
+class YuNet:
+    """One YuNet model file; ``detect`` takes BGR uint8 pixels of any size."""
+
+    def __init__(self, path=None):
+        path = path or models.find_model(models.DETECTOR_FILES)
+        self.session = models.create_session(path, {2: "height", 3: "width"})
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, pixels: np.ndarray, score_threshold: float) -> np.ndarray:
+        """YuNet at the image's own size: (n, 15) rows after NMS, in its pixel coordinates."""
+        h, w = pixels.shape[:2]
+        pad_h = (h - 1) // DIVISOR * DIVISOR + DIVISOR
+        pad_w = (w - 1) // DIVISOR * DIVISOR + DIVISOR
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :h, :w] = pixels.transpose(2, 0, 1)
+        outputs = self.session.run(None, {self.input_name: blob})
+        rows = decode(outputs, pad_h, pad_w, score_threshold)
+        if len(rows) > 1:
+            rows = rows[_nms(rows[:, :4], rows[:, 14], NMS_IOU, TOP_K)]
+        return rows
+
+    def detect(
+        self,
+        pixels: np.ndarray,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        """Faces, largest first, at least `min_face_size` px wide AND high (the doc's wording)."""
+        h, w = pixels.shape[:2]
+        long_side = max(h, w)
+        target = max(DETECT_SIDE, long_side * MIN_NET_FACE / max(min_face_size, 1))
+        scale = min(1.0, target / long_side, MAX_DETECT_SIDE / long_side)
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+            sx, sy = w / size[0], h / size[1]
+        else:
+            small, sx, sy = pixels, 1.0, 1.0
+        rows = self.run(small, score_threshold)
+        if len(rows) == 0:
+            return []
+        rows = rows.copy()
+        rows[:, [0, 2, 4, 6, 8, 10, 12]] *= sx
+        rows[:, [1, 3, 5, 7, 9, 11, 13]] *= sy
+        keep = np.minimum(rows[:, 2], rows[:, 3]) >= min_face_size
+        rows = rows[keep]
+        order = np.argsort(-(rows[:, 2] * rows[:, 3]), kind="stable")
+        if max_faces is not None and max_faces > 0:
+            order = order[:max_faces]
+        return [
+            Face(
+                box=rows[i, :4].astype(np.float32).copy(),
+                score=float(rows[i, 14]),
+                landmarks=rows[i, 4:14].reshape(5, 2).astype(np.float32).copy(),
+            )
+            for i in order
+        ]
+
+
+__all__ = ["YuNet", "decode", "DEFAULT_SCORE_THRESHOLD"]

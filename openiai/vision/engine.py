@@ -1,0 +1,141 @@
+"""The face engine the actions call: detect -> align -> embed, one shared instance per process.
+
+Models load lazily on first use (thread-safe) so importing the server stays cheap; the
+onnxruntime sessions are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from openiai.vision import align as _align
+from openiai.vision import models
+from openiai.vision.detector import DEFAULT_SCORE_THRESHOLD, YuNet
+from openiai.vision.embedder import SFace
+from openiai.vision.types import Face
+
+# cv2.rotate codes that turn the picture by 90/180/270 degrees clockwise.
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+@dataclass
+class RotatedDetection:
+    """Faces found by :meth:`FaceEngine.detect_rotated`.
+
+    ``faces`` are in the ORIGINAL image's coordinates (box = the axis-aligned hull of the box
+    found in the turned picture; landmarks mapped point by point, so ``align`` on the original
+    pixels still yields an upright crop). ``rotation`` is how far the picture had to be turned
+    clockwise (0, 90, 180 or 270) for the faces to be upright.
+    """
+
+    faces: list[Face]
+    rotation: int
+
+
+def _unrotate_points(pts: np.ndarray, rotation: int, orig_w: int, orig_h: int) -> np.ndarray:
+    """Map (x, y) points of the picture turned `rotation` deg clockwise back to the original."""
+    x, y = pts[..., 0], pts[..., 1]
+    if rotation == 90:  # turned (x, y) = (H - y, x)
+        ox, oy = y, orig_h - x
+    elif rotation == 180:
+        ox, oy = orig_w - x, orig_h - y
+    elif rotation == 270:  # turned (x, y) = (y, W - x)
+        ox, oy = orig_w - y, x
+    else:
+        ox, oy = x, y
+    return np.stack([ox, oy], axis=-1).astype(np.float32)
+
+
+def _unrotate_face(face: Face, rotation: int, orig_w: int, orig_h: int) -> Face:
+    x, y, w, h = (float(v) for v in face.box)
+    corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float32)
+    c = _unrotate_points(corners, rotation, orig_w, orig_h)
+    x0, y0 = c.min(axis=0)
+    x1, y1 = c.max(axis=0)
+    return Face(
+        box=np.array([x0, y0, x1 - x0, y1 - y0], np.float32),
+        score=face.score,
+        landmarks=_unrotate_points(face.landmarks, rotation, orig_w, orig_h),
+    )
+
+
+class FaceEngine:
+    def __init__(self) -> None:
+        self._detector = models.LazyModel(YuNet)
+        self._recognizers: dict[str, models.LazyModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def detector(self) -> YuNet:
+        return self._detector.get()
+
+    def recognizer(self, model_version: str = models.DEFAULT_MODEL_VERSION) -> SFace:
+        spec = models.recognizer_for(model_version)
+        with self._lock:
+            lazy = self._recognizers.get(spec.name)
+            if lazy is None:
+                # Versions that share a network share one session.
+                lazy = self._recognizers[spec.name] = models.LazyModel(SFace)
+        return lazy.get()
+
+    def detect(
+        self,
+        pixels: np.ndarray,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        return self.detector.detect(pixels, min_face_size, max_faces, score_threshold)
+
+    def detect_rotated(
+        self,
+        pixels: np.ndarray,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> RotatedDetection:
+        """NeedRotateDetection: try 0 deg, then the picture turned 90/180/270 deg, first hit wins."""
+        h, w = pixels.shape[:2]
+        faces = self.detect(pixels, min_face_size, max_faces, score_threshold)
+        if faces:
+            return RotatedDetection(faces, 0)
+        for rotation, code in _ROTATE.items():
+            turned = cv2.rotate(pixels, code)
+            found = self.detect(turned, min_face_size, max_faces, score_threshold)
+            if found:
+                return RotatedDetection([_unrotate_face(f, rotation, w, h) for f in found], rotation)
+        return RotatedDetection([], 0)
+
+    def align(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        return _align.align(pixels, face)
+
+    def embed(self, crops: list[np.ndarray], model_version: str = models.DEFAULT_MODEL_VERSION) -> np.ndarray:
+        return self.recognizer(model_version).embed(crops)
+
+    def features(
+        self, pixels: np.ndarray, faces: list[Face], model_version: str = models.DEFAULT_MODEL_VERSION
+    ) -> np.ndarray:
+        """(n, 128) unit embeddings of `faces` in `pixels`, one batched model call."""
+        return self.embed([self.align(pixels, f) for f in faces], model_version)
+
+    def warmup(self) -> None:
+        dummy = np.zeros((128, 128, 3), np.uint8)
+        self.detect(dummy)
+        self.embed([np.zeros((112, 112, 3), np.uint8)])
+
+
+_engine: FaceEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> FaceEngine:
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = FaceEngine()
+    return _engine

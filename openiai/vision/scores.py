@@ -1,0 +1,93 @@
+"""Cosine similarity -> IAI-style 0..100 score, calibrated to measured false-accept rates.
+
+The IAI docs (CompareFace/VerifyFace "Score") define scores by FAR, not by geometry:
+"the 0.1%, 0.01%, and 0.001% FARs on v3.0 correspond to scores of 40, 50, and 60 ... the
+0.1%, 0.01%, and 0.001% FARs on v2.0 correspond to scores of 70, 80, and 90".
+
+``calibration.json`` (written by ``openiai.vision.calibrate``) holds, for our recognizer, the
+impostor-cosine quantile at each FAR measured on LFW (all cross-identity pairs). The score is
+a piecewise-linear, strictly increasing map of the cosine through the knots
+(cosine -1 -> 0, cosine at FAR f -> the version's score for f, cosine 1 -> 100). Anchor
+scores per FaceModelVersion:
+
+====  ======  =====  =====  =====  =====  =====  =====
+FAR   0.5     1e-1   1e-2   1e-3   1e-4   1e-5   1e-6
+3.0   10      20     30     40     50     60     70
+2.0   40      50     60     70     80     90     --
+====  ======  =====  =====  =====  =====  =====  =====
+
+FARs the calibration set cannot measure (too few impostor pairs above the cosine) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+
+ANCHOR_SCORES: dict[str, dict[float, float]] = {
+    "3.0": {0.5: 10.0, 1e-1: 20.0, 1e-2: 30.0, 1e-3: 40.0, 1e-4: 50.0, 1e-5: 60.0, 1e-6: 70.0},
+    "2.0": {0.5: 40.0, 1e-1: 50.0, 1e-2: 60.0, 1e-3: 70.0, 1e-4: 80.0, 1e-5: 90.0},
+}
+
+# VerifyFace, "IsMatch: Whether the person is the one in the image. The fixed threshold score
+# is 60." (IAI API 2020-03-03, VerifyFace output parameters). VerifyPerson's doc names no
+# threshold, so it uses the same one.
+DEFAULT_VERIFY_THRESHOLD = 60.0
+
+
+@lru_cache(maxsize=1)
+def calibration() -> dict:
+    with open(CALIBRATION_PATH, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def anchors(model_version: str = "3.0", table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(cosines, scores) knots of the map, strictly increasing in both."""
+    table = table or calibration()
+    wanted = ANCHOR_SCORES.get(model_version) or ANCHOR_SCORES["3.0"]
+    knots = [(-1.0, 0.0)]
+    for row in sorted(table["anchors"], key=lambda r: r["cosine"]):
+        score = wanted.get(float(row["far"]))
+        if score is not None and row.get("measurable", True):
+            knots.append((float(row["cosine"]), score))
+    knots.append((1.0, 100.0))
+    knots.sort()
+    cos = np.array([k[0] for k in knots])
+    sc = np.array([k[1] for k in knots])
+    if np.any(np.diff(cos) <= 0) or np.any(np.diff(sc) <= 0):
+        raise ValueError("calibration.json anchors are not strictly increasing")
+    return cos, sc
+
+
+@lru_cache(maxsize=8)
+def _knots(model_version: str):
+    return anchors(model_version)
+
+
+def score_from_cosine(cos, model_version: str = "3.0"):
+    """Score 0..100 for a cosine (float or array; arrays give arrays)."""
+    xs, ys = _knots(model_version)
+    out = np.interp(np.clip(np.asarray(cos, dtype=np.float64), -1.0, 1.0), xs, ys)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def cosine_for_score(score: float, model_version: str = "3.0") -> float:
+    """The cosine at which `score` is reached (inverse of :func:`score_from_cosine`)."""
+    xs, ys = _knots(model_version)
+    return float(np.interp(min(max(float(score), 0.0), 100.0), ys, xs))
+
+
+def score_for_far(far: float, model_version: str = "3.0") -> float:
+    """The score whose measured false-accept rate is `far` (log-linear between anchors)."""
+    rows = sorted(calibration()["anchors"], key=lambda r: -r["far"])
+    fars = np.array([math.log10(r["far"]) for r in rows])
+    coss = np.array([r["cosine"] for r in rows])
+    # fars decrease along rows; np.interp wants increasing x
+    cos = float(np.interp(math.log10(max(far, 1e-12)), fars[::-1], coss[::-1]))
+    return score_from_cosine(cos, model_version)
