@@ -1,0 +1,71 @@
+"""Shared fixtures: test data location, real servers on SQLite and PostgreSQL, SDK clients."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, Api, Server
+
+TESTDATA = Path(os.environ.get("OPENIAI_TESTDATA", REPO / ".." / "shared" / "faces")).resolve()
+PG_ADMIN_URL = os.environ.get("OPENIAI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_accounts = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        pytest.fail(f"test images not found at {TESTDATA}; set OPENIAI_TESTDATA")
+    return TESTDATA
+
+
+def _postgres_database():
+    """Create a throw-away PostgreSQL database; (url, drop) or a skip reason."""
+    try:
+        import psycopg2
+
+        admin = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
+    except Exception as exc:  # no server here: the SQLite run still covers everything
+        return None, f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+    admin.autocommit = True
+    name = f"openiai_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+    def drop():
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    return (f"postgresql+psycopg2://{base.split('://', 1)[1]}/{name}", drop), None
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory):
+    """A running server per storage backend, shared by the session's tests."""
+    drop = None
+    url = None
+    if request.param == "postgres":
+        created, reason = _postgres_database()
+        if created is None:
+            print(f"\nSKIP PostgreSQL: {reason}")
+            pytest.skip(reason)
+        url, drop = created
+    srv = Server(tmp_path_factory.mktemp(f"srv-{request.param}"), database_url=url)
+    srv.start()
+    yield srv
+    srv.stop()
+    if drop:
+        drop()
+
+
+@pytest.fixture
+def api(server) -> Api:
+    """A fresh account (so tests never see each other's data) with a TC3 POST client."""
+    secret_id, secret_key = server.create_key(f"acct{next(_accounts)}-{uuid.uuid4().hex[:6]}")
+    return Api(server, secret_id, secret_key)

@@ -1,0 +1,92 @@
+"""Group management through the official SDK over HTTP."""
+
+import pytest
+
+from harness import SIGNINGS
+
+
+@pytest.mark.parametrize("version", ["2020-03-03", "2018-03-01"])
+@pytest.mark.parametrize("sign,method", SIGNINGS)
+def test_group_lifecycle_every_signing_and_version(api, version, sign, method):
+    c = api.variant(version=version, sign=sign, method=method)
+    out = c.call("CreateGroup", GroupId="staff-1", GroupName="Staff 1", Tag="t",
+                 GroupExDescriptions=["Dept", "工号"], FaceModelVersion="3.0")
+    assert out["FaceModelVersion"] == "3.0"
+    info = c.call("GetGroupInfo", GroupId="staff-1")
+    assert info["GroupName"] == "Staff 1" and info["GroupExDescriptions"] == ["Dept", "工号"]
+    assert info["Tag"] == "t" and isinstance(info["CreationTimestamp"], int)
+    c.call("ModifyGroup", GroupId="staff-1", GroupName="Staff One", Tag="u",
+           GroupExDescriptionInfos=[{"GroupExDescriptionIndex": 0, "GroupExDescription": "Team"}])
+    info = c.call("GetGroupInfo", GroupId="staff-1")
+    assert (info["GroupName"], info["Tag"], info["GroupExDescriptions"]) == \
+        ("Staff One", "u", ["Team", "工号"])
+    listed = c.call("GetGroupList")
+    assert listed["GroupNum"] == 1 and listed["GroupInfos"][0]["GroupId"] == "staff-1"
+    c.call("DeleteGroup", GroupId="staff-1")
+    assert c.code("GetGroupInfo", GroupId="staff-1") == "InvalidParameterValue.GroupIdNotExist"
+
+
+def test_group_list_pagination(api):
+    for i in range(7):
+        api.call("CreateGroup", GroupId=f"g{i}", GroupName=f"G{i}")
+    page1 = api.call("GetGroupList", Offset=0, Limit=3)
+    page3 = api.call("GetGroupList", Offset=6, Limit=3)
+    assert page1["GroupNum"] == 7 and [g["GroupId"] for g in page1["GroupInfos"]] == ["g0", "g1", "g2"]
+    assert [g["GroupId"] for g in page3["GroupInfos"]] == ["g6"]
+    assert len(api.call("GetGroupList")["GroupInfos"]) == 7  # default Limit 10
+    assert api.code("GetGroupList", Limit=1001) == "InvalidParameterValue.LimitExceed"
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"GroupId": "has space", "GroupName": "n"}, "InvalidParameterValue.GroupIdIllegal"),
+    ({"GroupId": "中文", "GroupName": "n"}, "InvalidParameterValue.GroupIdIllegal"),
+    ({"GroupId": "x" * 65, "GroupName": "n"}, "InvalidParameterValue.GroupIdTooLong"),
+    ({"GroupId": "g", "GroupName": "n" * 61}, "InvalidParameterValue.GroupNameTooLong"),
+    ({"GroupId": "g", "GroupName": ""}, "InvalidParameterValue.GroupNameIllegal"),
+    ({"GroupId": "g", "GroupName": "n", "Tag": "t" * 41}, "InvalidParameterValue.GroupTagTooLong"),
+    ({"GroupId": "g", "GroupName": "n", "GroupExDescriptions": list("abcdef")},
+     "InvalidParameterValue.GroupExDescriptionsExceed"),
+    ({"GroupId": "g", "GroupName": "n", "GroupExDescriptions": ["a" * 31]},
+     "InvalidParameterValue.GroupExDescriptionsNameTooLong"),
+    ({"GroupId": "g", "GroupName": "n", "GroupExDescriptions": [""]},
+     "InvalidParameterValue.GroupExDescriptionsNameIllegal"),
+    ({"GroupId": "g", "GroupName": "n", "GroupExDescriptions": ["a", "a"]},
+     "InvalidParameterValue.GroupExDescriptionsNameIdentical"),
+    ({"GroupId": "g", "GroupName": "n", "FaceModelVersion": "4.0"},
+     "InvalidParameterValue.FaceModelVersionIllegal"),
+    ({"GroupName": "n"}, "MissingParameter"),
+])
+def test_create_group_limits(api, params, code):
+    assert api.code("CreateGroup", **params) == code
+
+
+def test_group_id_and_name_are_unique(api):
+    api.call("CreateGroup", GroupId="g", GroupName="n")
+    assert api.code("CreateGroup", GroupId="g", GroupName="other") == \
+        "InvalidParameterValue.GroupIdAlreadyExist"
+    assert api.code("CreateGroup", GroupId="g2", GroupName="n") == \
+        "InvalidParameterValue.GroupNameAlreadyExist"
+    api.call("CreateGroup", GroupId="g2", GroupName="n2")
+    assert api.code("ModifyGroup", GroupId="g2", GroupName="n") == \
+        "InvalidParameterValue.GroupNameAlreadyExist"
+
+
+def test_id_limits_accept_the_documented_alphabet(api):
+    gid = "aZ09-%@#&_" + "x" * 54  # exactly 64 bytes
+    api.call("CreateGroup", GroupId=gid, GroupName="n")
+    assert api.call("GetGroupInfo", GroupId=gid)["GroupId"] == gid
+
+
+def test_modify_group_ex_descriptions(api):
+    api.call("CreateGroup", GroupId="g", GroupName="n", GroupExDescriptions=["a", "b"])
+    api.call("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+        {"GroupExDescriptionIndex": 2, "GroupExDescription": "c"}])
+    assert api.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
+    assert api.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+        {"GroupExDescriptionIndex": 1, "GroupExDescription": "a"}]) == \
+        "FailedOperation.DuplicatedGroupDescription"
+    assert api.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+        {"GroupExDescriptionIndex": 7, "GroupExDescription": "z"}]) == \
+        "InvalidParameterValue.GroupExDescriptionsExceed"
+    assert api.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
+    assert api.code("ModifyGroup", GroupId="nope", Tag="x") == "InvalidParameterValue.GroupIdNotExist"
