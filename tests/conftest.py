@@ -69,3 +69,19 @@ def api(server) -> Api:
     """A fresh account (so tests never see each other's data) with a TC3 POST client."""
     secret_id, secret_key = server.create_key(f"acct{next(_accounts)}-{uuid.uuid4().hex[:6]}")
     return Api(server, secret_id, secret_key)
+
+
+@pytest.fixture(scope="session")
+def engine_server(tmp_path_factory):
+    """One SQLite-backed server for the image actions that keep no state (DetectFace,
+    AnalyzeFace, CompareFace): storage backends cannot change their answers."""
+    srv = Server(tmp_path_factory.mktemp("srv-engine"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_api(engine_server) -> Api:
+    secret_id, secret_key = engine_server.create_key("engine")
+    return Api(engine_server, secret_id, secret_key)

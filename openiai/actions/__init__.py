@@ -1,3 +1,3 @@
 """One module per API family. Importing this package registers every handler."""
 
-from . import groups  # noqa: F401
+from . import compare, detect, groups, verify  # noqa: F401

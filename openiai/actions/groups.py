@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..api.errors import ApiError, value
 from ..store.db import now_ms
+from ..store.faces import delete_persons
 from ..store.repo import find_group, get_group
-from ..store.schema import Group, Membership, Person
+from ..store.schema import Group, Membership
 from . import limits
 from .registry import Context, action
 
@@ -68,19 +69,18 @@ def delete_group(ctx: Context, req) -> dict:
         s.delete(group)
         s.flush()
         # The docs: a person who is left in no group is deleted with its faces.
-        orphan_check(s, member_pks)
+        orphan_check(s, member_pks, ctx.account_id)
     return {}
 
 
-def orphan_check(s, person_pks: list[int]) -> list[int]:
-    """Delete persons (and by cascade their faces) that belong to no group any more."""
+def orphan_check(s, person_pks: list[int], account_id: int) -> list[int]:
+    """Delete persons (with their faces) that belong to no group any more."""
     if not person_pks:
         return []
     still = set(s.scalars(select(Membership.person_pk)
                           .where(Membership.person_pk.in_(person_pks)).distinct()))
     orphans = [pk for pk in person_pks if pk not in still]
-    for start in range(0, len(orphans), 500):
-        s.execute(delete(Person).where(Person.pk.in_(orphans[start:start + 500])))
+    delete_persons(s, account_id, orphans)  # the one path that removes faces (index hook)
     return orphans
 
 

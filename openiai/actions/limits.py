@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..api.errors import value
+from ..api.errors import ApiError, value
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-%@#&_]+$")
 ID_MAX_BYTES = 64
@@ -110,3 +110,79 @@ def page(offset: int | None, limit: int | None, *, default_limit: int = 10,
     if limit > max_limit:
         raise value("LimitExceed", f"Limit may be at most {max_limit}.")
     return offset, limit
+
+
+# --- persons and faces (CreatePerson ... DeleteFace) ---
+
+PERSON_EX_INFOS_MAX = 5              # PersonExDescriptionInfos: "Up to 5 fields are allowed"
+PERSON_GROUP_INFO_MAX_LIMIT = 100    # GetPersonGroupInfo Limit: default 10, max 100
+PERSON_LIST_MAX_LIMIT = 1000         # GetPersonList Limit: default 10, max 1000
+UPLOAD_FACES_MAX = 4                 # CreateFace: "Up to four faces can be uploaded at a time"
+COPY_GROUP_IDS_MAX = GROUPS_PER_PERSON  # more GroupIds than a person may join can never succeed
+DEFAULT_FACE_MATCH_THRESHOLD = 60.0  # CreateFace: "Default value: 60. Value range: [0,100]"
+
+
+def _control_level(raw: int | None, code: str, name: str) -> int:
+    if raw is None:
+        return 0
+    if raw not in (0, 1, 2, 3, 4):
+        raise value(code, f"{name} must be 0, 1, 2, 3 or 4.")
+    return raw
+
+
+def quality_control(raw: int | None) -> int:
+    return _control_level(raw, "QualityControlIllegal", "QualityControl")
+
+
+def unique_person_control(raw: int | None) -> int:
+    return _control_level(raw, "UniquePersonControlIllegal", "UniquePersonControl")
+
+
+def need_rotate_detection(raw: int | None) -> bool:
+    if raw not in (None, 0, 1):
+        raise ApiError("InvalidParameter.InvalidParameter",
+                       "NeedRotateDetection must be 0 or 1.")
+    return raw == 1
+
+
+def face_match_threshold(raw: float | None) -> float:
+    if raw is None:
+        return DEFAULT_FACE_MATCH_THRESHOLD
+    if not (0.0 <= raw <= 100.0):  # also refuses NaN
+        raise value("FaceMatchThresholdIllegal", "FaceMatchThreshold must be within [0, 100].")
+    return float(raw)
+
+
+def person_ex_infos(infos, field_count: int) -> dict[int, str]:
+    """PersonExDescriptionInfos -> {field index: value}, checked against the group's fields.
+
+    Codes: more than 5 items or an index past the group's fields -> PersonExDescriptionInfosExceed;
+    the same index twice -> PersonExDescriptionsNameIdentical; a value over 60 characters ->
+    PersonExDescriptionsNameTooLong (the only "too long" code the docs have for these fields).
+    """
+    infos = infos or []
+    if len(infos) > PERSON_EX_INFOS_MAX:
+        raise value("PersonExDescriptionInfosExceed",
+                    f"PersonExDescriptionInfos may hold at most {PERSON_EX_INFOS_MAX} items.")
+    out: dict[int, str] = {}
+    for info in infos:
+        index, text = info.PersonExDescriptionIndex, info.PersonExDescription
+        if index is None or text is None:
+            raise ApiError("MissingParameter", "Each PersonExDescriptionInfos item needs "
+                           "PersonExDescriptionIndex and PersonExDescription.")
+        if index >= field_count:
+            raise value("PersonExDescriptionInfosExceed",
+                        f"PersonExDescriptionIndex {index} is out of range: the group has "
+                        f"{field_count} ex-description field(s), indexed from 0.")
+        if index in out:
+            raise value("PersonExDescriptionsNameIdentical",
+                        f"PersonExDescriptionIndex {index} is given more than once.")
+        if len(text) > PERSON_EX_VALUE_MAX:
+            raise value("PersonExDescriptionsNameTooLong",
+                        f"PersonExDescription may be at most {PERSON_EX_VALUE_MAX} characters.")
+        out[index] = text
+    return out
+
+
+def page_group_info(offset: int | None, limit: int | None) -> tuple[int, int]:
+    return page(offset, limit, default_limit=10, max_limit=PERSON_GROUP_INFO_MAX_LIMIT)

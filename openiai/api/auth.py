@@ -30,18 +30,19 @@ KeyLookup = Callable[[str], KeyRecord | None]
 
 
 class NonceCache:
-    """v1 replay protection: a (SecretId, Timestamp, Nonce) triple is accepted once.
+    """v1 replay protection: a signed (SecretId, Timestamp, Nonce) is accepted once.
 
-    Keyed with the timestamp too because the Node SDK draws nonces from only 0..65535: two
-    honest requests sharing a nonce within the window are likely, a replay shares both.
+    The key includes the signature too: the Node SDK draws nonces from only 0..65535, so two
+    honest, different requests can share a Timestamp and Nonce; a replay shares all of them
+    (any change to the request changes the signature).
     """
 
     def __init__(self, window: int = 2 * MAX_SKEW_SECONDS) -> None:
-        self._seen: dict[tuple[str, str, str], float] = {}
+        self._seen: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
         self._window = window
 
-    def add(self, key: tuple[str, str, str]) -> bool:
+    def add(self, key: tuple[str, ...]) -> bool:
         now = time.monotonic()
         with self._lock:
             if len(self._seen) > 10_000:
@@ -166,7 +167,7 @@ def _verify_v1(req: ApiRequest, c: V1Credentials, lookup: KeyLookup, nonces: Non
             break
     else:
         raise _signature_failure()
-    if not nonces.add((record.secret_id, c.timestamp or "", c.nonce)):
+    if not nonces.add((record.secret_id, c.timestamp or "", c.nonce, c.signature)):
         raise ApiError("AuthFailure.SignatureFailure",
                        f"Nonce {c.nonce} was already used with this timestamp: the request was "
                        "replayed. Send a fresh Nonce with every request.")

@@ -56,6 +56,8 @@ from openiai.vision.types import Face
 SEED_ALONG = 0.42  # seed centre: this far from the eye midpoint towards the mouth midpoint
 SEED_SIDE = 2.3  # seed square side, in eye-midpoint -> mouth-midpoint distances
 BROW_THICKNESS = 0.11  # lower brow edge offset, in inter-pupil distances
+ROLL_LEVEL_DEG = 15.0  # tilts below this are fitted without rotating (resampling blurs small faces)
+ROLL_LEVEL = np.radians(ROLL_LEVEL_DEG)
 CROP_MARGIN = 0.5  # context kept around the seed square when cropping (fraction of its side)
 
 _lock = threading.Lock()
@@ -95,28 +97,44 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
-def _fit(pixels: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
+def _fit(pixels: np.ndarray, cx: float, cy: float, side: float, angle: float) -> np.ndarray:
+    """Fit the predictor to a seed square centred at (cx, cy), tilted by ``angle`` radians.
+
+    The predictor was trained on upright faces, so the region around the seed is resampled
+    with the eye line level (and cropped, so large images are never converted whole), fitted
+    with an axis-aligned seed, and the points are rotated back.
+    """
     import dlib
 
-    h, w = pixels.shape[:2]
-    # Crop around the seed so large images are not converted whole; dlib reads pixels
-    # outside the crop as if clamped, the same as outside the image.
-    m = side * (0.5 + CROP_MARGIN)
-    x0, y0 = max(int(cx - m), 0), max(int(cy - m), 0)
-    x1, y1 = min(int(np.ceil(cx + m)), w), min(int(np.ceil(cy + m)), h)
-    if x1 - x0 < 2 or y1 - y0 < 2:  # seed entirely off the image
-        x0, y0, x1, y1 = 0, 0, w, h
-    crop = np.ascontiguousarray(_to_rgb(pixels[y0:y1, x0:x1]))
     half = side / 2
-    rect = dlib.rectangle(
-        int(round(cx - half - x0)), int(round(cy - half - y0)), int(round(cx + half - x0)), int(round(cy + half - y0))
-    )
+    m = side * (0.5 + CROP_MARGIN)
+    size = int(np.ceil(2 * m))
+    # Affine map image -> crop: rotate by -angle about the seed centre, centre it in the crop.
+    if abs(angle) < ROLL_LEVEL:
+        angle = 0.0  # near-upright: plain crop, no resampling blur
+    ca, sa = np.cos(angle), np.sin(angle)
+    rot = np.array([[ca, sa], [-sa, ca]])
+    t = np.array([size / 2, size / 2]) - rot @ np.array([cx, cy])
+    if angle == 0.0:
+        t = np.round(t)  # whole-pixel shift: the crop holds the image's own pixels
+    fwd = np.hstack([rot, t[:, None]])
+    # Black border: dlib reads pixels past the image edge as 0, and the predictor was run that way.
+    crop = cv2.warpAffine(pixels, fwd, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    crop = np.ascontiguousarray(_to_rgb(crop))
+    c = size / 2
+    rect = dlib.rectangle(int(round(c - half)), int(round(c - half)), int(round(c + half)), int(round(c + half)))
     pred = _get_predictor()
     with _lock:  # one shared predictor; dlib gives no thread-safety guarantee for it
         shape = pred(crop, rect)
-    pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
-    pts += np.array([x0, y0], dtype=np.float32)
-    return pts
+    pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+    back = (pts - t) @ rot  # inverse of a rotation is its transpose
+    return back.astype(np.float32)
+
+
+def _seed(landmarks5: np.ndarray) -> tuple[float, float, float, float]:
+    lm = np.asarray(landmarks5, dtype=np.float64).reshape(5, 2)
+    eye = lm[1] - lm[0]
+    return (*seed_square(lm), float(np.arctan2(eye[1], eye[0])))
 
 
 def five_from_68(pts68: np.ndarray) -> np.ndarray:
@@ -127,9 +145,9 @@ def five_from_68(pts68: np.ndarray) -> np.ndarray:
 
 def landmarks68(pixels: np.ndarray, face: Face) -> np.ndarray:
     """(68, 2) float32 iBUG landmarks in image coordinates for one detected face."""
-    pts = _fit(pixels, *seed_square(face.landmarks))
+    pts = _fit(pixels, *_seed(face.landmarks))
     # Second pass: the first fit's own eye/nose/mouth points give a steadier seed.
-    return _fit(pixels, *seed_square(five_from_68(pts)))
+    return _fit(pixels, *_seed(five_from_68(pts)))
 
 
 def resample(polyline: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,40 @@
+"""CompareFace: the calibrated similarity of the chosen faces of two images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..api.errors import invalid
+from ..vision.engine import get_engine
+from ..vision.scores import score_from_cosine
+from . import imaging, limits
+from .registry import Context, action
+
+
+def _pick(ctx, image_b64, url, *, strategy: int, rotate: bool, quality: int):
+    """FaceMatchingStrategy 0: the most confident face; 1: the largest (docs, 2020-03-03)."""
+    found = imaging.find_faces(ctx, image_b64, url, rotate=rotate,
+                               max_faces=1 if strategy == 1 else imaging.MAX_FACE_NUM_LIMIT)
+    face = found.faces[0] if strategy == 1 else max(found.faces, key=lambda f: f.score)
+    imaging.require_quality(found.image.pixels, face, quality)
+    return found.image, face
+
+
+@action("CompareFace")
+def compare_face(ctx: Context, req) -> dict:
+    version = limits.face_model_version(req.FaceModelVersion)
+    quality = imaging.quality_level(req.QualityControl)
+    strategy = getattr(req, "FaceMatchingStrategy", None) or 0
+    if strategy not in (0, 1):
+        raise invalid("FaceMatchingStrategy must be 0 (most confident face) or 1 (largest face).")
+    rotate = imaging.flag(req.NeedRotateDetection, "NeedRotateDetection")
+    img_a, face_a = _pick(ctx, req.ImageA, req.UrlA, strategy=strategy, rotate=rotate,
+                          quality=quality)
+    img_b, face_b = _pick(ctx, req.ImageB, req.UrlB, strategy=strategy, rotate=rotate,
+                          quality=quality)
+    engine = get_engine()
+    crops = [engine.align(img_a.pixels, face_a), engine.align(img_b.pixels, face_b)]
+    feats = engine.embed(crops, version)
+    cosine = float(np.dot(feats[0], feats[1]))
+    return {"Score": round(float(score_from_cosine(cosine, version)), 2),
+            "FaceModelVersion": version}

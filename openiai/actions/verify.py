@@ -1,0 +1,60 @@
+"""VerifyFace (best match over the person's faces) and VerifyPerson (fused person feature)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+
+from ..api.errors import value
+from ..store.repo import get_person
+from ..store.schema import Face
+from ..vision.scores import DEFAULT_VERIFY_THRESHOLD, score_from_cosine
+from . import imaging
+from .registry import Context, action
+
+
+def _person_features(ctx: Context, person_id: str) -> tuple[str, np.ndarray]:
+    with ctx.services.db.read() as s:
+        person = get_person(s, ctx.account_id, person_id)
+        blobs = list(s.scalars(select(Face.feature).where(Face.person_pk == person.pk)))
+        version = person.face_model_version
+    if not blobs:
+        raise value("NoFaceInGroups", f"Person `{person_id}` has no faces.")
+    return version, np.stack([np.frombuffer(b, dtype="<f4") for b in blobs])
+
+
+def _probe(ctx: Context, req, version: str) -> np.ndarray:
+    quality = imaging.quality_level(req.QualityControl)
+    img, face = imaging.largest_face(ctx, req.Image, req.Url, quality=quality,
+                                     rotate=imaging.flag(req.NeedRotateDetection, ""))
+    return imaging.embed_one(img.pixels, face, version)
+
+
+def fuse(features: np.ndarray) -> np.ndarray:
+    """A person's fused feature: the re-normalised mean of its unit face vectors."""
+    mean = features.mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def _result(cosine: float, version: str) -> dict:
+    score = round(float(score_from_cosine(cosine, version)), 2)
+    return {"Score": score, "IsMatch": score >= DEFAULT_VERIFY_THRESHOLD,
+            "FaceModelVersion": version}
+
+
+@action("VerifyFace")
+def verify_face(ctx: Context, req) -> dict:
+    version, feats = _person_features(ctx, req.PersonId)
+    probe = _probe(ctx, req, version)
+    # The docs: with several faces under the PersonId, the highest similarity is returned.
+    return _result(float(np.max(feats @ probe)), version)
+
+
+@action("VerifyPerson")
+def verify_person(ctx: Context, req) -> dict:
+    version, feats = _person_features(ctx, req.PersonId)
+    if version != "3.0":
+        raise value("UnsupportedGroupFaceModelVersion",
+                    "VerifyPerson is available only for persons in FaceModelVersion 3.0 groups.")
+    probe = _probe(ctx, req, version)
+    return _result(float(fuse(feats) @ probe), version)
