@@ -1,5 +1,6 @@
 # openiai: `make serve` and `make test` are the two commands a fresh machine needs.
-PY ?= python3.11
+# Python 3.11 is required (pyproject: >=3.11,<3.12); override with `make PY=/path/to/python3.11`.
+PY ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,19 +8,25 @@ STAMP := $(VENV)/.installed
 .PHONY: serve test install eval bench calibrate clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY)"; exit 1; }
+	@test -n "$(PY)" || { echo "Python 3.11 not found; install it or run make PY=/path/to/python3.11"; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "$(PY) is not Python 3.11; run make PY=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "Installing openiai and its dependencies into $(VENV) (first run only)..."
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Creates ./data (OPENIAI_DATA_DIR) and, on the first start, an account `default` with a key
+# that is printed with a Python SDK example; serves on OPENIAI_HOST:OPENIAI_PORT
+# (127.0.0.1:8000 by default).
 serve: $(STAMP)
 	$(BIN)/openiai serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/
 
 eval: $(STAMP)
 	$(BIN)/openiai eval lfw

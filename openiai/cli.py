@@ -55,15 +55,21 @@ def cmd_serve(args) -> int:
         print("Created a first account `default` with this key (shown once; keep it safe):")
         print(f"  SecretId:  {secret_id}\n  SecretKey: {secret_key}\n")
         print("Python SDK example:\n")
+        client_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         print(SDK_SNIPPET.format(secret_id=secret_id, secret_key=secret_key,
-                                 host=settings.host, port=settings.port))
+                                 host=client_host, port=settings.port))
     else:
         print("Keys exist already; list them with `openiai keys list`, make one with "
               "`openiai keys create --account NAME`.")
     print(f"openiai listening on http://{settings.host}:{settings.port}/", flush=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .api import logs
+
+    logs.configure(logging.INFO)
+    # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
+    # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
     uvicorn.run(create_app(services=services), host=settings.host, port=settings.port,
-                log_level="warning", timeout_graceful_shutdown=30)
+                log_level="warning", log_config=None, timeout_graceful_shutdown=30,
+                h11_max_incomplete_event_size=1024 * 1024)
     return 0
 
 
@@ -76,15 +82,27 @@ def cmd_keys(args) -> int:
         else:
             print(f"Account:   {args.account}\nSecretId:  {secret_id}\nSecretKey: {secret_key}")
     elif args.keys_cmd == "list":
+        rows = []
         for k in services.keys.list_keys():
-            created = datetime.fromtimestamp(k.created_ms / 1000, timezone.utc).isoformat(timespec="seconds")
-            state = "enabled" if k.enabled else "disabled"
-            print(f"{k.secret_id}\t{k.account}\t{state}\t{created}")
+            created = datetime.fromtimestamp(k.created_ms / 1000, timezone.utc).isoformat(
+                timespec="seconds")
+            rows.append({"SecretId": k.secret_id, "Account": k.account,
+                         "Status": "enabled" if k.enabled else "disabled", "Created": created})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif rows:
+            print("SecretId\tAccount\tStatus\tCreated")
+            for r in rows:
+                print("\t".join(r.values()))
+        else:
+            print("no keys yet; create one with `openiai keys create --account NAME`",
+                  file=sys.stderr)
     elif args.keys_cmd in ("disable", "enable"):
         if not services.keys.set_enabled(args.secret_id, args.keys_cmd == "enable"):
             print(f"no such key: {args.secret_id}", file=sys.stderr)
             return 1
         print(f"{args.secret_id} {args.keys_cmd}d")
+    services.close()
     return 0
 
 
@@ -110,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = ksub.add_parser("create", help="create a key (and the account if new)")
     create.add_argument("--account", required=True)
     create.add_argument("--json", action="store_true", help="print {SecretId, SecretKey} as JSON")
-    ksub.add_parser("list", help="list keys")
+    lst = ksub.add_parser("list", help="list keys (never shows SecretKeys)")
+    lst.add_argument("--json", action="store_true", help="print a JSON array")
     for verb in ("disable", "enable"):
         p = ksub.add_parser(verb, help=f"{verb} a key")
         p.add_argument("secret_id")

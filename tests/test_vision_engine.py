@@ -140,7 +140,8 @@ def test_face_counts_on_annotated_photos(engine):
 @pytest.mark.parametrize(
     "rel,expected",
     [("face-api.js/test/images/faces.jpg", 6), ("facenet-pytorch/data/multiface.jpg", 6), ("deepface/dataset/couple.jpg", 2),
-     ("openface/images/examples/longoria-cooper.jpg", 2), ("face-api.js/examples/images/white.png", 0),
+     ("openface/images/examples/longoria-cooper.jpg", 2), ("face-api.js/test/images/white.png", 0), ("dlib/no_face/dog.jpg", 0),
+     ("dlib/no_face/horses.jpg", 0), ("insightface/inspireface_test_res/data/crop/no_face.png", 0),
      ("insightface/inspireface_test_res/data/bulk/view.jpg", 0)],
 )
 def test_face_counts(engine, rel, expected):
@@ -179,20 +180,23 @@ def test_large_image_boxes_map_back(engine):
     small_faces = engine.detect(img, max_faces=120)
     big_faces = engine.detect(big, max_faces=120)
     assert len(big_faces) == len(small_faces)
-    for a, b in zip(small_faces, big_faces):
+    centres = np.array([b.box[:2] / 4 + b.box[2:] / 8 for b in big_faces])
+    for a in small_faces:  # faces of similar size may swap places in the ordering
+        b = big_faces[int(np.argmin(np.linalg.norm(centres - (a.box[:2] + a.box[2:] / 2), axis=1)))]
         assert np.abs(b.box / 4 - a.box).max() < 0.15 * a.box[3]
+        assert np.abs(b.landmarks / 4 - a.landmarks).max() < 0.1 * a.box[3]
 
 
 @needs_data
-@pytest.mark.parametrize("angle", [90, 180, 270])
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
 def test_rotated_detection(engine, angle):
+    """rot_N.jpg is rot_0.jpg turned N deg clockwise; turning it back by 360-N makes it upright.
+    Plain detection is fooled here (sideways/upside-down faces reported upright at ~0.83)."""
     upright = load("insightface/inspireface_test_res/data/rotate/rot_0.jpg")
     turned = load(f"insightface/inspireface_test_res/data/rotate/rot_{angle}.jpg")
-    assert engine.detect(turned) == [] or angle == 180  # the detector itself is not rotation-proof
     result = engine.detect_rotated(turned)
+    assert result.rotation == (360 - angle) % 360
     assert len(result.faces) == 1
-    if engine.detect(turned) == []:
-        assert result.rotation in (90, 180, 270)
     face = result.faces[0]
     h, w = turned.shape[:2]
     assert np.all((face.landmarks >= -5) & (face.landmarks <= [w + 5, h + 5]))

@@ -49,9 +49,12 @@ def detect_face(ctx: Context, req) -> dict:
         info = imaging.face_rect(face)
         attrs = _empty_attributes()
         if want_attrs and i < ATTRIBUTES_FOR:
+            from ..vision.landmarks import landmarks68
             from ..vision.pose import head_pose
 
-            attrs["Pitch"], attrs["Yaw"], attrs["Roll"] = head_pose(face, pixels.shape)
+            # Pitch needs the 68 points: from the 5 YuNet points its sign is unreliable.
+            attrs["Pitch"], attrs["Yaw"], attrs["Roll"] = head_pose(
+                face, pixels.shape, landmarks68(pixels, face))
         quality = _empty_quality()
         if want_quality and i < QUALITY_FOR:
             from ..vision.quality import assess

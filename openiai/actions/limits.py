@@ -138,13 +138,6 @@ def unique_person_control(raw: int | None) -> int:
     return _control_level(raw, "UniquePersonControlIllegal", "UniquePersonControl")
 
 
-def need_rotate_detection(raw: int | None) -> bool:
-    if raw not in (None, 0, 1):
-        raise ApiError("InvalidParameter.InvalidParameter",
-                       "NeedRotateDetection must be 0 or 1.")
-    return raw == 1
-
-
 def face_match_threshold(raw: float | None) -> float:
     if raw is None:
         return DEFAULT_FACE_MATCH_THRESHOLD
@@ -183,6 +176,3 @@ def person_ex_infos(infos, field_count: int) -> dict[int, str]:
         out[index] = text
     return out
 
-
-def page_group_info(offset: int | None, limit: int | None) -> tuple[int, int]:
-    return page(offset, limit, default_limit=10, max_limit=PERSON_GROUP_INFO_MAX_LIMIT)

@@ -20,7 +20,7 @@ from ..services import Services
 from ..settings import Settings
 from .auth import authenticate
 from .errors import ApiError, invalid
-from .protocol import MAX_TC3_BYTES, read_request
+from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
 from .schema import shape_response, validate_request
 from .wire_schema import ACTIONS
 
@@ -79,15 +79,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        action = "-"
+        action, account_id, sign = "-", None, None
         try:
+            if request.method not in ("GET", "POST"):
+                raise ApiError("UnsupportedProtocol", f"HTTP method {request.method} is not "
+                               "supported; only GET and POST requests are.")
             body = await _read_body(request)
             headers = {k.lower(): v for k, v in request.headers.items()}
             req = await read_request(
                 request.method, headers, request.scope.get("query_string", b"").decode("latin-1"),
                 body, lambda: _multipart_pairs(request),
             )
-            key = authenticate(req, services.keys.lookup, services.nonces)
+            action = (req.action or "-")[:64]
+            sign = ("TC3-HMAC-SHA256" if isinstance(req.credentials, Tc3Credentials)
+                    else req.credentials.method)
+            key = await anyio.to_thread.run_sync(
+                authenticate, req, services.keys.lookup, services.nonces, limiter=limiter)
+            account_id = key.account_id
             version, action = _resolve_action(req.version, req.action)
             model = validate_request(version, action, req.params())
             ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
@@ -95,16 +103,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,
                                                      limiter=limiter)
             response = envelope(request_id, shape_response(version, action, payload or {}))
-            code = "-"
+            code = None
         except ApiError as exc:
             response, code = envelope(request_id, error=exc), exc.code
         except Exception:
-            log.exception("unhandled error in %s (RequestId %s)", action, request_id)
+            log.exception("unhandled error in %s (RequestId %s)", action, request_id,
+                          extra={"request_id": request_id, "action": action})
             code = "InternalError"
             response = envelope(request_id, error=ApiError(
                 "InternalError", f"Internal error; quote RequestId {request_id} when reporting it."))
-        log.info("request", extra={"request_id": request_id, "action": action, "code": code,
-                                   "ms": round((time.perf_counter() - started) * 1000, 2)})
+        log.info("request", extra={
+            "request_id": request_id, "action": action, "account_id": account_id,
+            "http_method": request.method, "sign": sign, "code": code,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
         return response
 
     async def healthz(_request: Request) -> Response:
@@ -116,7 +127,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services.close()
 
     app = Starlette(routes=[
-        Route("/", endpoint, methods=["GET", "POST"]),
+        Route("/", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.services = services

@@ -118,11 +118,14 @@ def rebuild_dotted(pairs: list[tuple[str, str]]) -> dict:
     return _listify(root)
 
 
+_INDEX = re.compile(r"[0-9]{1,6}")
+
+
 def _listify(node):
     if not isinstance(node, dict):
         return node
     items = {k: _listify(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    if items and all(_INDEX.fullmatch(k) for k in items):
         indexes = sorted(int(k) for k in items)
         if indexes != list(range(len(indexes))):
             raise invalid(f"Array indexes must run 0..N-1 without gaps, got {indexes}.")
@@ -230,8 +233,15 @@ class _LazyJson:
 
     def load(self):
         if not self.body.strip():
-            return {}
+            raise invalid("The request body is empty; send a JSON object (`{}` when the action "
+                          "takes no parameters).")
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return json.loads(self.body, parse_constant=_no_constant)
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
             raise invalid(f"The request body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise invalid("The request body is not valid JSON: it is nested too deeply.") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"`{name}` is not a JSON number")

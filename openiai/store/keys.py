@@ -20,7 +20,15 @@ from .db import Database, now_ms
 from .schema import Account, ApiKey
 
 _ALNUM = string.ascii_letters + string.digits
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 5.0  # default; OPENIAI_KEY_CACHE_SECONDS overrides it (0 turns the cache off)
+
+
+def cache_seconds_from_env() -> float:
+    raw = os.environ.get("OPENIAI_KEY_CACHE_SECONDS", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else CACHE_SECONDS
+    except ValueError:
+        raise SystemExit(f"OPENIAI_KEY_CACHE_SECONDS must be a number of seconds, not {raw!r}")
 
 
 def load_master_key(path: Path) -> Fernet:
@@ -43,9 +51,10 @@ class KeyInfo:
 
 
 class KeyStore:
-    def __init__(self, db: Database, fernet: Fernet) -> None:
+    def __init__(self, db: Database, fernet: Fernet, cache_seconds: float | None = None) -> None:
         self.db = db
         self.fernet = fernet
+        self.cache_seconds = cache_seconds_from_env() if cache_seconds is None else cache_seconds
         self._cache: dict[str, tuple[KeyRecord, float]] = {}
         self._lock = threading.Lock()
 
@@ -91,10 +100,10 @@ class KeyStore:
     def lookup(self, secret_id: str) -> KeyRecord | None:
         """The key for a SecretId, or None if unknown or disabled. Enabled keys are cached for
         a few seconds (one decrypt per key, not per request); a key disabled by the CLI in
-        another process stops working within CACHE_SECONDS."""
+        another process stops working within ``cache_seconds``."""
         with self._lock:
             hit = self._cache.get(secret_id)
-            if hit is not None and time.monotonic() - hit[1] < CACHE_SECONDS:
+            if hit is not None and time.monotonic() - hit[1] < self.cache_seconds:
                 return hit[0]
         with self.db.read() as s:
             key = s.get(ApiKey, secret_id)

@@ -152,7 +152,10 @@ def decode_bytes(data: bytes) -> DecodedImage:
     _check_size(fmt, width, height)
     try:
         im.load()
-        im = ImageOps.exif_transpose(im) or im
+        try:
+            im = ImageOps.exif_transpose(im) or im
+        except Exception:  # a broken EXIF block should not sink an otherwise good image
+            pass
         pixels = _to_bgr(im)
     except ApiError:
         raise
@@ -218,7 +221,8 @@ def fetch_url(url: str, *, allow_private_urls: bool = False) -> bytes:
             ip = _resolve(host, port, allow_private_urls)
             netloc_ip = f"[{ip}]" if ":" in ip else ip
             target = parts._replace(netloc=f"{netloc_ip}:{port}").geturl()
-            host_header = host if parts.port is None else f"{host}:{parts.port}"
+            bracketed = f"[{host}]" if ":" in host else host
+            host_header = bracketed if parts.port is None else f"{bracketed}:{parts.port}"
             try:
                 with client.stream(
                     "GET", target, headers={"Host": host_header, "Accept": "image/*"},

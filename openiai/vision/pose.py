@@ -21,15 +21,27 @@ centre, no distortion. Pitch/yaw/roll are read from R = Rz(roll) Ry(yaw) Rx(pitc
 residual roll is added to the eye-line angle.
 
 3-D model (mm; x to the picture's right, y down, z away from the camera; eye midpoint at the
-origin). x/y are the mean frontal YuNet layout measured on 596 LFW faces (nose 0.568 and mouth
-corners 1.01 inter-ocular distances below the eye line, corners 0.435 IOD out) at IOD 63 mm.
-The nose tip's depth (31 mm in front of the eye plane, 0.5 x the eye-mouth distance) is
-calibrated on 1,812 LFW faces from how the nose tip's sideways offset grows as the projected
-eye distance shrinks with yaw; the mouth corners are put at the eyes' depth.
+origin; eyes 63 mm apart). Two calibrations, because YuNet and dlib put the nose tip and
+mouth corners in different places:
+- YuNet's five points: x/y = the mean frontal YuNet layout on LFW (nose 0.56 and mouth
+  corners 1.0 inter-ocular distances (IOD) below the eye line, corners 0.43 IOD out). The
+  nose tip's depth, 0.51 IOD in front of the eye plane, is calibrated on 1,812 LFW faces from
+  how the nose tip's sideways offset grows as the projected eye distance shrinks with yaw
+  (consistent to +-0.02 across yaw bins).
+- the five taken from dlib's 68 points (eye centroids, nose tip 30, mouth corners 48/54):
+  x/y = their mean frontal layout on LFW (nose 0.542, corners 1.08 down and 0.452 out); nose
+  depth 0.585 IOD, set so that yaw from these points matches yaw from YuNet's on 604 LFW
+  faces (slope 1.01, r = 0.93).
+Mouth corners sit at the eyes' depth in both. The zero of pitch is the LFW average.
 
-With 68 iBUG points (``landmarks68``), the five points are taken from them (eye centroids,
-nose tip 30, mouth corners 48/54) and the same model is solved: dlib's points are steadier
-than YuNet's on blurred or small faces.
+Accuracy (no image here has numeric angles; see tests/test_vision_pose.py):
+- with the 68 points (``landmarks68=``): the six InspireFace pose-image expectations hold
+  (left_face yaw -44, right_face +38, rise_face pitch +20, lower_face -22, left_wryneck
+  roll -60, right_wryneck +39); Yale frontal shots |yaw| <= 9, |roll| <= 4, pitch +6 on
+  average; mirrored LFW faces agree to 5 deg in yaw, 3 in pitch, 2 in roll.
+- with YuNet's five points only: yaw and roll signs hold on those images but pitch does not
+  (YuNet's nose point hardly moves with pitch: rise_face reads -4); mirrored faces agree to
+  13 deg in yaw, 15 in pitch. Pass the 68 points whenever pixels are at hand.
 """
 
 from __future__ import annotations
@@ -42,24 +54,36 @@ import numpy as np
 from openiai.vision.types import Face
 
 IOD_MM = 63.0
-MODEL_5 = np.array(
-    [
-        [-31.5, 0.0, 0.0],  # eye on the picture's left (subject's right)
-        [31.5, 0.0, 0.0],  # eye on the picture's right
-        [0.0, 35.8, -31.0],  # nose tip, in front of the eye plane
-        [-27.4, 63.6, 0.0],  # mouth corner, picture's left
-        [27.4, 63.6, 0.0],  # mouth corner, picture's right
-    ],
-    dtype=np.float64,
-)
+
+
+def _model(nose_down: float, nose_depth: float, mouth_out: float, mouth_down: float) -> np.ndarray:
+    """Generic 5-point face in mm from a layout in inter-ocular distances (IOD)."""
+    k = IOD_MM
+    return np.array(
+        [
+            [-0.5 * k, 0.0, 0.0],  # eye on the picture's left (subject's right)
+            [0.5 * k, 0.0, 0.0],  # eye on the picture's right
+            [0.0, nose_down * k, -nose_depth * k],  # nose tip, in front of the eye plane
+            [-mouth_out * k, mouth_down * k, 0.0],  # mouth corner, picture's left
+            [mouth_out * k, mouth_down * k, 0.0],  # mouth corner, picture's right
+        ],
+        dtype=np.float64,
+    )
+
+
+# YuNet's own points, and the same five taken from dlib's 68 (eye centroids, 30, 48, 54):
+# the two detectors place the nose and mouth differently, so each gets its own calibration.
+MODEL_YUNET = _model(nose_down=0.56, nose_depth=0.51, mouth_out=0.43, mouth_down=1.0)
+MODEL_DLIB = _model(nose_down=0.542, nose_depth=0.585, mouth_out=0.452, mouth_down=1.08)
 PITCH_YAW_LIMIT = 30
 
 
-def _five(face: Face, landmarks68: np.ndarray | None) -> np.ndarray:
+def _five(face: Face, landmarks68: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The five 2-D points to solve for and the 3-D model calibrated for their detector."""
     if landmarks68 is not None:
         p = np.asarray(landmarks68, dtype=np.float64).reshape(68, 2)
-        return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
-    return np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
+        return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]]), MODEL_DLIB
+    return np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2), MODEL_YUNET
 
 
 def _wrap180(a: float) -> float:
@@ -69,7 +93,7 @@ def _wrap180(a: float) -> float:
 def head_pose_deg(face: Face, image_shape, landmarks68: np.ndarray | None = None) -> tuple[float, float, float]:
     """Unclamped (pitch, yaw, roll) in degrees; see the module docstring for the signs."""
     h, w = int(image_shape[0]), int(image_shape[1])
-    pts = _five(face, landmarks68)
+    pts, model = _five(face, landmarks68)
     f = float(max(h, w))
     c = np.array([w / 2.0, h / 2.0])
     eye = pts[1] - pts[0]
@@ -85,7 +109,7 @@ def head_pose_deg(face: Face, image_shape, landmarks68: np.ndarray | None = None
     tvec = np.array([[(eye_mid[0] - c[0]) * z0 / f], [(eye_mid[1] - c[1]) * z0 / f], [z0]])
     rvec = np.zeros((3, 1))
     ok, rvec, tvec = cv2.solvePnP(
-        MODEL_5, upright.reshape(5, 1, 2), cam, None, rvec, tvec, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
+        model, upright.reshape(5, 1, 2), cam, None, rvec, tvec, useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE
     )
     if not ok:
         return 0.0, 0.0, math.degrees(roll0)

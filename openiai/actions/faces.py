@@ -1,0 +1,139 @@
+"""Face management: CreateFace and DeleteFace.
+
+CreateFace reports per image (RetCode, in the order of Images/Urls) and fails as a whole only
+for the call-level codes: ImageEmpty, UploadFaceNumExceed (over 4 images in one call),
+PersonFaceNumExceed (the person would pass 5 faces), FaceMatchThresholdIllegal,
+QualityControlIllegal, PersonIdNotExist.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sqlalchemy import select
+
+from ..api.errors import ApiError, value
+from ..store.faces import delete_faces, feature_array
+from ..store.repo import get_person
+from ..store.schema import Face
+from . import imaging, limits
+from .persons import extract_face, person_face_count, store_face
+from .registry import Context, action
+
+log = logging.getLogger(__name__)
+
+# RetCode values (CreateFace output, 2020-03-03 and 2018-03-01 docs).
+RET_OK = 0
+RET_NO_FACE = -1101  # no face detected
+RET_DECODE_FAILED = -1102  # image decoding failed
+RET_BAD_SIZE = -1109  # image too large or too small (2018-03-01 doc)
+RET_QUALITY = -1601  # QualityControl not met
+RET_BELOW_THRESHOLD = -1604  # similarity not above FaceMatchThreshold
+RET_SERVICE_ERROR = -1000  # "Other non-zero values: algorithm service exception"
+
+_RET_FOR_CODE = {
+    "InvalidParameterValue.NoFaceInPhoto": RET_NO_FACE,
+    "FailedOperation.ImageDecodeFailed": RET_DECODE_FAILED,
+    # No separate code for an image that could not be fetched: it could not be decoded.
+    "FailedOperation.ImageDownloadError": RET_DECODE_FAILED,
+    "InvalidParameterValue.UrlIllegal": RET_DECODE_FAILED,
+    "InvalidParameterValue.ImageEmpty": RET_DECODE_FAILED,
+    "FailedOperation.ImageSizeExceed": RET_BAD_SIZE,
+    "FailedOperation.ImageResolutionExceed": RET_BAD_SIZE,
+    "FailedOperation.ImageResolutionTooSmall": RET_BAD_SIZE,
+    "FailedOperation.FaceQualityNotQualified": RET_QUALITY,
+}
+
+# Provisional (cosine, score) knots for SFace, used only while vision/calibration.json is
+# missing (the vision engineer's calibration run writes it).
+_FALLBACK_KNOTS = (np.array([-1.0, 0.0, 0.2, 0.3, 0.36, 0.42, 0.48, 0.55, 1.0]),
+                   np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 100.0]))
+_warned = False
+
+
+def similarity_scores(cosines: np.ndarray, model_version: str) -> np.ndarray:
+    """Calibrated 0-100 scores (vision.scores), or provisional ones before calibration exists."""
+    from ..vision.scores import score_from_cosine
+
+    global _warned
+    try:
+        return np.atleast_1d(np.asarray(score_from_cosine(cosines, model_version), dtype=float))
+    except FileNotFoundError:
+        if not _warned:
+            log.warning("vision/calibration.json missing: CreateFace uses provisional scores")
+            _warned = True
+        return np.interp(np.clip(cosines, -1.0, 1.0), *_FALLBACK_KNOTS)
+
+
+@action("CreateFace")
+def create_face(ctx: Context, req) -> dict:
+    threshold = limits.face_match_threshold(req.FaceMatchThreshold)
+    quality = limits.quality_control(req.QualityControl)
+    rotate = imaging.flag(req.NeedRotateDetection, "NeedRotateDetection")
+    use_urls = bool(req.Urls)  # the docs: with both given, only Urls are used
+    sources = list(req.Urls if use_urls else (req.Images or []))
+    if not sources:
+        raise value("ImageEmpty", "CreateFace needs Images or Urls.")
+    if len(sources) > limits.UPLOAD_FACES_MAX:
+        raise value("UploadFaceNumExceed",
+                    f"Up to {limits.UPLOAD_FACES_MAX} faces can be uploaded at a time.")
+    with ctx.services.db.read() as s:
+        person = get_person(s, ctx.account_id, req.PersonId)
+        blobs = list(s.scalars(select(Face.feature).where(Face.account_id == ctx.account_id,
+                                                          Face.person_pk == person.pk)))
+    _check_face_room(len(blobs), len(sources))
+    existing = np.stack([feature_array(b) for b in blobs]) if blobs else None
+    version = person.face_model_version
+
+    ret_codes: list[int] = []
+    accepted = []  # (index, NewFace)
+    for index, src in enumerate(sources):
+        try:
+            new = extract_face(ctx, None if use_urls else src, src if use_urls else None,
+                               model_version=version, quality=quality, rotate=rotate)
+        except ApiError as err:
+            ret_codes.append(_RET_FOR_CODE.get(err.code, RET_SERVICE_ERROR))
+            continue
+        if existing is not None:
+            # Compared with the faces the person had when the call began.
+            best = float(similarity_scores(existing @ new.feature, version).max())
+            if not best > threshold:  # the docs: "above the value of FaceMatchThreshold"
+                ret_codes.append(RET_BELOW_THRESHOLD)
+                continue
+        ret_codes.append(RET_OK)
+        accepted.append((index, new))
+
+    face_ids, rects = [], []
+    if accepted:
+        with ctx.services.db.write() as s:
+            person = get_person(s, ctx.account_id, req.PersonId)
+            _check_face_room(person_face_count(s, ctx.account_id, person.pk), len(accepted))
+            for _, new in accepted:
+                face_ids.append(store_face(s, ctx, person, new).face_id)
+                rects.append(new.rect)
+    return {"SucFaceNum": len(face_ids), "SucFaceIds": face_ids, "RetCode": ret_codes,
+            "SucIndexes": [i for i, _ in accepted], "SucFaceRects": rects,
+            "FaceModelVersion": version}
+
+
+def _check_face_room(have: int, adding: int) -> None:
+    if have + adding > limits.FACES_PER_PERSON:
+        raise value("PersonFaceNumExceed",
+                    f"A person can have at most {limits.FACES_PER_PERSON} faces; this one has "
+                    f"{have} and {adding} more were given.")
+
+
+@action("DeleteFace")
+def delete_face(ctx: Context, req) -> dict:
+    wanted = list(dict.fromkeys(req.FaceIds or []))  # order kept, repeats dropped
+    with ctx.services.db.write() as s:
+        person = get_person(s, ctx.account_id, req.PersonId)
+        own = dict(s.execute(select(Face.face_id, Face.pk).where(
+            Face.account_id == ctx.account_id, Face.person_pk == person.pk)).all())
+        hits = [fid for fid in wanted if fid in own]
+        if hits and len(own) - len(hits) < 1:
+            raise value("DeleteFaceNumExceed", "Every person must keep at least one face; "
+                        f"person `{person.person_id}` has {len(own)}.")
+        delete_faces(s, ctx.account_id, [own[fid] for fid in hits])
+    return {"SucDeletedNum": len(hits), "SucFaceIds": hits}

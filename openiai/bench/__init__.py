@@ -1,0 +1,1 @@
+"""Benchmarks (``openiai bench ...``). Nothing here is imported by the server."""

@@ -1,0 +1,61 @@
+"""CompareFace through the official SDK over HTTP: calibrated scores that separate people."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import TESTDATA
+from images import b64, lfw
+
+
+def _dev_test_pairs():
+    lines = (TESTDATA / "lfw" / "pairsDevTest.txt").read_text().splitlines()[1:]
+    pairs = []
+    for line in lines:
+        f = line.split()
+        if len(f) == 3:
+            pairs.append(((f[0], int(f[1])), (f[0], int(f[2])), True))
+        elif len(f) == 4:
+            pairs.append(((f[0], int(f[1])), (f[2], int(f[3])), False))
+    return pairs
+
+
+def test_compare_face_separates_lfw_dev_test_pairs(engine_api):
+    pairs = _dev_test_pairs()
+    assert len(pairs) == 500
+
+    def score(pair):
+        (a, i), (b, j), _ = pair
+        return engine_api.call("CompareFace", ImageA=lfw(a, i), ImageB=lfw(b, j))["Score"]
+
+    with ThreadPoolExecutor(2) as pool:
+        scores = list(pool.map(score, pairs))
+    # The documented decision point: "above 50 ... the same person" (FAR 0.01 % on v3.0).
+    correct = sum((s >= 50) == same for s, (_, _, same) in zip(scores, pairs))
+    accuracy = correct / len(pairs)
+    print(f"\nCompareFace on LFW pairsDevTest: accuracy at score 50 = {accuracy:.4f}")
+    assert accuracy >= 0.98
+    assert all(0 <= s <= 100 for s in scores)
+
+
+def test_compare_face_versions_and_errors(engine_api):
+    a, b = lfw("Aaron_Peirsol", 1), lfw("Aaron_Peirsol", 2)
+    out = engine_api.call("CompareFace", ImageA=a, ImageB=b)
+    assert out["FaceModelVersion"] == "3.0" and out["Score"] > 60
+    old = engine_api.variant(version="2018-03-01").call("CompareFace", ImageA=a, ImageB=b)
+    assert abs(old["Score"] - out["Score"]) < 1e-6
+    assert engine_api.code("CompareFace", ImageA=a) == "InvalidParameterValue.ImageEmpty"
+    assert engine_api.code("CompareFace", ImageA=a, ImageB=b64(
+        "insightface/inspireface_test_res/data/bulk/view.jpg")) == \
+        "InvalidParameterValue.NoFaceInPhoto"
+    assert engine_api.code("CompareFace", ImageA=a, ImageB=b, QualityControl=5) == \
+        "InvalidParameterValue.QualityControlIllegal"
+    assert engine_api.code("CompareFace", ImageA=a, ImageB=b, FaceModelVersion="1.0") == \
+        "InvalidParameterValue.FaceModelVersionIllegal"
+
+
+@pytest.mark.parametrize("strategy", [0, 1])
+def test_compare_face_matching_strategy_on_group_photo(engine_api, strategy):
+    group = b64("compreface/sample_images/010_2.jpg")
+    out = engine_api.call("CompareFace", ImageA=group, ImageB=group, FaceMatchingStrategy=strategy)
+    assert out["Score"] > 90  # the same face is chosen on both sides
