@@ -109,7 +109,6 @@ def test_bad_signature_tc3(raw):
 
 
 def test_body_changed_after_signing(raw):
-    auth = None
     ts = int(time.time())
     auth = tc3_authorization(raw.secret_id, raw.secret_key, method="POST", query="",
                              content_type="application/json", host=raw.host,

@@ -366,3 +366,10 @@ def test_request_log_lines_carry_no_images_or_secrets(raw):
         assert isinstance(line["latency_ms"], float) and isinstance(line["account_id"], int)
     assert summary[rid]["action"] == "DetectFace"
     assert summary[rid2]["code"] == "InvalidParameterValue.GroupNameTooLong"
+
+
+def test_log_line_has_the_account_when_validation_fails(inproc, caplog):
+    caplog.set_level(logging.INFO, logger="openiai")
+    rid = check(inproc("GetGroupList", b'{"Limit": "abc"}'))["RequestId"]
+    line = [r for r in caplog.records if getattr(r, "request_id", None) == rid][0]
+    assert line.code == "InvalidParameter" and isinstance(line.account_id, int)

@@ -53,6 +53,22 @@ def test_model_dir_override_prefers_operator_files(tmp_path, monkeypatch):
         models.verify_file(path)
 
 
+def test_unknown_model_file_loads_with_a_warning(tmp_path, monkeypatch, caplog):
+    """An operator-supplied file we hold no digest for (e.g. the fp32 zoo build) is used, with a warning."""
+    import onnx
+
+    folded = models.fold_dequantization(onnx.load(str(models.find_model(models.RECOGNIZER_FILES))))
+    onnx.save(folded, str(tmp_path / models.SFACE_FP32))
+    monkeypatch.setenv("OPENIAI_MODEL_DIR", str(tmp_path))
+    path = models.find_model(models.RECOGNIZER_FILES)
+    assert path.name == models.SFACE_FP32
+    with caplog.at_level("WARNING", logger="openiai.vision.models"):
+        session = models.create_session(path, {0: "batch"})
+    assert "No known sha256" in caplog.text
+    x = np.random.default_rng(1).uniform(0, 255, (2, 3, 112, 112)).astype(np.float32)
+    assert session.run(None, {"data": x})[0].shape == (2, 128)
+
+
 def test_bundled_files_pass_their_check():
     for files in (models.DETECTOR_FILES, models.RECOGNIZER_FILES):
         models.verify_file(models.find_model(files))

@@ -72,6 +72,13 @@ def _resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
     return version, action
 
 
+def _authenticate_and_validate(req, services: Services, seen: dict):
+    key = authenticate(req, services.keys.lookup, services.nonces)
+    seen["account_id"] = key.account_id  # for the log line, even if validation fails
+    version, action = _resolve_action(req.version, req.action)
+    return key, version, action, validate_request(version, action, req.params())
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     services = services or Services(settings or Settings.from_env())
     limiter = anyio.CapacityLimiter(max(4, services.settings.workers))
@@ -79,7 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        action, account_id, sign = "-", None, None
+        action, sign, seen = "-", None, {}
         try:
             if request.method not in ("GET", "POST"):
                 raise ApiError("UnsupportedProtocol", f"HTTP method {request.method} is not "
@@ -93,11 +100,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             action = (req.action or "-")[:64]
             sign = ("TC3-HMAC-SHA256" if isinstance(req.credentials, Tc3Credentials)
                     else req.credentials.method)
-            key = await anyio.to_thread.run_sync(
-                authenticate, req, services.keys.lookup, services.nonces, limiter=limiter)
-            account_id = key.account_id
-            version, action = _resolve_action(req.version, req.action)
-            model = validate_request(version, action, req.params())
+            # Key lookup (database, decryption) and parsing a body of up to 10 MB block, so
+            # they run off the event loop; not under the handlers' limiter, so a cheap request
+            # is not queued behind inference.
+            key, version, action, model = await anyio.to_thread.run_sync(
+                _authenticate_and_validate, req, services, seen)
             ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
                           services=services)
             payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,
@@ -113,7 +120,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             response = envelope(request_id, error=ApiError(
                 "InternalError", f"Internal error; quote RequestId {request_id} when reporting it."))
         log.info("request", extra={
-            "request_id": request_id, "action": action, "account_id": account_id,
+            "request_id": request_id, "action": action, "account_id": seen.get("account_id"),
             "http_method": request.method, "sign": sign, "code": code,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
         return response

@@ -205,14 +205,14 @@ def run_one(n: int, emb, labels, args, console) -> dict:
     from openiai.index.faiss_backend import FaissBackend
 
     def factory():
-        return FaissBackend(128, exact_threshold=args.threshold, codec=args.codec, nlist=args.nlist, nprobe=args.nprobe)
+        return FaissBackend(128, exact_threshold=args.threshold, nlist=args.nlist, nprobe=args.nprobe)
 
     manager = IndexManager(backend_factory=factory)
     t = time.perf_counter()
     ds.bulk_load(manager)
     res["build_s"] = time.perf_counter() - t
     col = manager._collections[(ACCOUNT, VERSION)]
-    res["index"] = col.faces.kind + (f" nlist={col.faces.nlist} nprobe={col.faces.nprobe}" if col.faces.kind == "ivf" else "")
+    res["index"] = col.faces.describe()
     console.print(f"[dim]  built in {res['build_s']:.1f} s: {res['index']}[/dim]")
 
     # Incremental writes: 1,000 single-face enrolments (new persons in the 10% group) then removal.
@@ -278,7 +278,8 @@ def run_one(n: int, emb, labels, args, console) -> dict:
         backend = col.faces
         rows = []
         saved = backend.nprobe
-        for nprobe in (4, 8, 16, 32, 64, 128, 256):
+        for nprobe in sorted({backend.nlist // 16, backend.nlist // 8, backend.nlist // 4, backend.nlist // 2,
+                              3 * backend.nlist // 4, backend.nlist} - {0}):
             if nprobe > backend.nlist:
                 break
             backend.nprobe = nprobe
@@ -345,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=1000, help="probe count (real LFW faces)")
     ap.add_argument("--limit", type=int, default=None, help="embed only the first LIMIT LFW images (faster first run)")
     ap.add_argument("--threshold", type=int, default=None, help="exact/IVF switch (default: the backend's)")
-    ap.add_argument("--codec", default="fp16", choices=["fp16", "sq8", "flat"], help="IVF codes")
     ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the backend's rule)")
     ap.add_argument("--nprobe", type=int, default=None, help="IVF lists scanned (default: the backend's rule)")
     ap.add_argument("--sweep", action="store_true", help="also print recall/latency per nprobe")

@@ -42,6 +42,8 @@ DIM = 128
 MAX_FACES_PER_PERSON = 5
 SNAPSHOT_FORMAT = 1
 FILTER_CACHE_SIZE = 16
+ARRAY_KEYS = ("face_keys", "face_vals", "face_pk", "face_person", "person_keys", "person_vals", "person_pk",
+              "person_has_vec", "groups", "mp_person", "mp_group")
 
 
 class Hit(NamedTuple):
@@ -619,10 +621,7 @@ class IndexManager:
             prefix = snap / c["prefix"]
             col.faces.load(Path(f"{prefix}.faces.index"))
             col.persons.load(Path(f"{prefix}.persons.index"))
-            arrays = {}
-            for f in snap.glob(f"{c['prefix']}.*.npy"):
-                arrays[f.name[len(c["prefix"]) + 1:-4]] = np.load(f)
-            col.restore(arrays)
+            col.restore({key: np.load(f"{prefix}.{key}.npy") for key in ARRAY_KEYS})
             account = c["account"]
             loaded[(account, c["version"])] = col
         with self._lock:
