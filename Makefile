@@ -35,7 +35,7 @@ calibrate: $(STAMP)
 	$(BIN)/openiai calibrate
 
 bench: $(STAMP)
-	$(BIN)/openiai eval lfw
+	$(BIN)/openiai bench search --n 100000 --n 1000000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

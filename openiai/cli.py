@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("rest", nargs=argparse.REMAINDER)
     ev.set_defaults(func=lambda a: _delegate("openiai.vision.evaluate", a.rest))
 
+    bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`)")
+    bench.add_argument("what", choices=["search"])
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=lambda a: _delegate(f"openiai.bench.{a.what}", a.rest))
+
     cal = sub.add_parser("calibrate", help="measure impostor scores and write the score table")
     cal.add_argument("rest", nargs=argparse.REMAINDER)
     cal.set_defaults(func=lambda a: _delegate("openiai.vision.calibrate", a.rest))

@@ -228,3 +228,13 @@ def test_concurrent_searches_and_writes():
             t.join()
     assert not errors, errors[0]
     assert m.counts(A, V)["persons"] == 600 + 200
+
+
+def test_by_group(manager):
+    m, centers, _ = manager
+    res = m.search_persons_by_group(A, V, centers[:3], [10, 99, 4242], 5)
+    assert res[0][10][0].person == 1000 and res[0][99][0].person == 1000
+    assert 4242 not in res[0]
+    assert all(groups_of(h.person) & {99} for h in res[1][99])
+    faces = m.search_faces_by_group(A, V, centers[1:2], [11, 12], 3)
+    assert faces[0][11][0].person == 1001 and all(groups_of(h.person) & {12} for h in faces[0][12])

@@ -3,7 +3,8 @@
 * :mod:`.backend` - the narrow vector-store protocol (add / remove / search / snapshot / load),
   so that a distributed engine can replace FAISS later.
 * :mod:`.faiss_backend` - FAISS: exact ``IndexFlatIP`` below ``exact_threshold`` vectors,
-  ``IndexIVFScalarQuantizer`` (fp16, inner product) above; group filters as id bitmaps.
+  above it ``IVF<nlist>,PQ64x4fs`` fast-scan candidates re-ranked on a float16 copy; group
+  filters as slot bitmaps (``IDSelectorBitmap``); removals as tombstones + compaction.
 * :mod:`.manager` - :class:`IndexManager`: one collection per (account, model version), faces
   and persons spaces, membership filters, change-log replay (:meth:`IndexManager.apply`) and
   atomic snapshots.

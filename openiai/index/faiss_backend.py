@@ -3,9 +3,11 @@
 * ``n < exact_threshold``: ``IndexIDMap2(IndexFlatIP)``, exact float32 inner product.
 * ``n >= exact_threshold``: ``IndexIVFPQFastScan`` (``IVF<nlist>,PQ<d/2>x4fs``, inner
   product; 32 B of 4-bit PQ codes per vector, scanned with SIMD lookup tables) produces
-  ``max(256, 2k)`` candidates, which are re-ranked exactly against a float16 copy of the
-  vectors (256 B per vector; its scores differ from float32 ones by ~1e-4). Removal is native
-  (``remove_ids``); the float16 rows of removed slots are simply ignored.
+  ``max(320, 2k)`` candidates, which are re-ranked exactly against a float16 copy of the
+  vectors (256 B per vector; its scores differ from float32 ones by ~1e-4). Removal is a
+  tombstone (a bitmap over slots; FAISS 1.15's ``remove_ids`` on fast-scan lists corrupts
+  codes added afterwards), and the lists are re-encoded from the float16 copy once stale
+  entries exceed ``compact_ratio`` of the live ones.
 * Why (measured with ``openiai bench search`` on SFace embeddings of LFW + Gaussian
   distractors with their covariance): SFace features spread over nearly all 128 dimensions
   (the top 64 principal axes hold only 63% of the variance), so for a probe of somebody who
@@ -32,8 +34,8 @@ import numpy as np
 from .backend import Allowed
 
 DEFAULT_EXACT_THRESHOLD = 100_000
-DEFAULT_EXACT_SUBSET = 20_000
-MIN_CANDIDATES = 256
+DEFAULT_EXACT_SUBSET = 4_096
+MIN_CANDIDATES = 320
 _FULL_THREADS = max(1, faiss.omp_get_max_threads())
 _local = threading.local()
 
@@ -56,8 +58,9 @@ def auto_nlist(n: int) -> int:
 
 
 def auto_nprobe(nlist: int) -> int:
-    """Lists scanned per query; measured (see the module docstring): all of them."""
-    return int(nlist)
+    """Lists scanned per query: 3/4 of them (measured: 1M faces, nlist 1024, 320 candidates
+    re-ranked: recall@1 0.995 at 768 lists, 0.987 at 1024 with 100 candidates, 0.968 at 512)."""
+    return int(max(1, (3 * nlist) // 4))
 
 
 def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +76,7 @@ class FaissBackend:
         nprobe: int | None = None,
         exact_subset: int = DEFAULT_EXACT_SUBSET,
         rebuild_factor: float = 4.0,
+        compact_ratio: float = 0.1,
         train_size: int = 65_536,
         seed: int = 1234,
     ) -> None:
@@ -82,10 +86,14 @@ class FaissBackend:
         self._nprobe_fixed = nprobe
         self.exact_subset = int(exact_subset)
         self.rebuild_factor = float(rebuild_factor)
+        self.compact_ratio = float(compact_ratio)
         self.train_size = int(train_size)
         self.seed = int(seed)
         self._index = self._new_flat()
         self._vec16: np.ndarray | None = None  # slot -> float16 vector (IVF tier only)
+        self._alive: np.ndarray | None = None  # slot -> live (IVF tier only)
+        self._live = 0
+        self._alive_bits: Allowed | None = None
         self._trained_n = 0
         self.nprobe = 0
 
@@ -104,7 +112,11 @@ class FaissBackend:
         return f"IVF{self.nlist},PQ{self.dim // 2}x4fs nprobe={self.nprobe} + fp16 re-rank"
 
     def count(self) -> int:
-        return int(self._index.ntotal)
+        return self._live if self.kind == "ivf" else int(self._index.ntotal)
+
+    def stale(self) -> int:
+        """Index entries that no longer count (removed or superseded slots)."""
+        return int(self._index.ntotal) - self._live if self.kind == "ivf" else 0
 
     # ------------------------------------------------------------------ construction
     def _new_flat(self):
@@ -115,10 +127,15 @@ class FaissBackend:
         if self._vec16 is None or top > len(self._vec16):
             cap = max(top, int((0 if self._vec16 is None else len(self._vec16)) * 1.25) + 1024)
             grown = np.zeros((cap, self.dim), np.float16)
+            alive = np.zeros(cap, bool)
             if self._vec16 is not None:
                 grown[: len(self._vec16)] = self._vec16
-            self._vec16 = grown
+                alive[: len(self._alive)] = self._alive
+            self._vec16, self._alive = grown, alive
         self._vec16[ids] = vectors.astype(np.float16)
+        self._live += int(np.count_nonzero(~self._alive[ids]))
+        self._alive[ids] = True
+        self._alive_bits = None
 
     def _build_ivf(self, ids: np.ndarray, vectors: np.ndarray):
         _omp_threads(_FULL_THREADS)
@@ -132,7 +149,8 @@ class FaissBackend:
         m = min(n, max(self.train_size, 40 * nlist))
         sample = vectors if m == n else vectors[np.sort(rng.choice(n, m, replace=False))]
         index.train(np.ascontiguousarray(sample, np.float32))
-        self._vec16 = None
+        self._vec16 = self._alive = None
+        self._live = 0
         self._store16(ids, vectors)
         step = 262_144
         for s in range(0, n, step):
@@ -151,17 +169,20 @@ class FaissBackend:
             ids = faiss.vector_to_array(index.id_map).astype(np.int64)
             xb = faiss.rev_swig_ptr(faiss.downcast_index(index.index).get_xb(), n * self.dim)
             return ids, np.array(xb, dtype=np.float32).reshape(n, self.dim)
-        ids = self._ivf_ids()
+        ids = np.flatnonzero(self._alive).astype(np.int64)
         return ids, self._vec16[ids].astype(np.float32)
 
-    def _ivf_ids(self) -> np.ndarray:
-        invlists = self._index.invlists
-        parts = []
-        for lst in range(self._index.nlist):
-            size = invlists.list_size(lst)
-            if size:
-                parts.append(np.array(faiss.rev_swig_ptr(invlists.get_ids(lst), size), dtype=np.int64))
-        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    def compact(self) -> None:
+        """Re-encode the live vectors into fresh lists (same trained quantizer and PQ)."""
+        if self.kind != "ivf":
+            return
+        ids, vecs = self.export()
+        fresh = faiss.clone_index(self._index)
+        fresh.reset()
+        _omp_threads(_FULL_THREADS)
+        for s in range(0, len(ids), 262_144):
+            fresh.add_with_ids(vecs[s:s + 262_144], ids[s:s + 262_144])
+        self._index = fresh
 
     def _maybe_switch(self) -> None:
         n = self.count()
@@ -175,9 +196,12 @@ class FaissBackend:
             flat = self._new_flat()
             if n:
                 flat.add_with_ids(vecs, ids)
-            self._index, self._vec16, self._trained_n, self.nprobe = flat, None, 0, 0
+            self._index, self._vec16, self._alive, self._live = flat, None, None, 0
+            self._trained_n, self.nprobe = 0, 0
         elif self._nlist_fixed is None and n > self.rebuild_factor * self._trained_n:
             self.rebuild()
+        elif self.stale() > max(1024, self.compact_ratio * n):
+            self.compact()
 
     def rebuild(self) -> None:
         """Re-train on the current content (IVF tier only; else no-op)."""
@@ -191,7 +215,8 @@ class FaissBackend:
         ids = np.ascontiguousarray(ids, np.int64)
         vectors = np.ascontiguousarray(vectors, np.float32)
         self._index = None
-        self._vec16 = None
+        self._vec16 = self._alive = None
+        self._live = 0
         if len(ids) >= self.exact_threshold:
             self._index = self._build_ivf(ids, vectors)
         else:
@@ -217,7 +242,15 @@ class FaissBackend:
         ids = np.ascontiguousarray(ids, np.int64).reshape(-1)
         if len(ids) == 0 or self.count() == 0:
             return 0
-        removed = int(self._index.remove_ids(ids))
+        if self.kind == "ivf":
+            ids = np.unique(ids[(ids >= 0) & (ids < len(self._alive))])
+            ids = ids[self._alive[ids]]
+            self._alive[ids] = False
+            self._live -= len(ids)
+            self._alive_bits = None
+            removed = len(ids)
+        else:
+            removed = int(self._index.remove_ids(ids))
         if removed:
             self._maybe_switch()
         return removed
@@ -226,7 +259,7 @@ class FaissBackend:
         q = len(queries)
         out_s, out_i = _empty(q, k)
         for i in range(q):
-            c = cand[i][cand[i] >= 0]
+            c = np.unique(cand[i][cand[i] >= 0])  # a superseded entry can share a live slot
             if len(c) == 0:
                 continue
             sc = self._vec16[c].astype(np.float32) @ queries[i]
@@ -260,6 +293,10 @@ class FaissBackend:
         bitmap = sel = None
         if ivf:
             nprobe = self.nprobe
+            if allowed is None and self.stale():
+                if self._alive_bits is None:
+                    self._alive_bits = Allowed(self._alive, self._live)
+                allowed = self._alive_bits
             if allowed is not None:
                 bitmap = allowed.bitmap()  # must outlive the search
                 sel = faiss.IDSelectorBitmap(bitmap)
@@ -288,8 +325,11 @@ class FaissBackend:
         path = Path(path)
         faiss.write_index(self._index, str(path))
         if self.kind == "ivf":
+            top = int(np.flatnonzero(self._alive).max()) + 1 if self._live else 0
             with open(f"{path}.fp16.npy", "wb") as f:
-                np.save(f, self._vec16[: (int(self._ivf_ids().max()) + 1) if self.count() else 0])
+                np.save(f, self._vec16[:top])
+            with open(f"{path}.alive.npy", "wb") as f:
+                np.save(f, self._alive[:top])
 
     def load(self, path: Path) -> None:
         path = Path(path)
@@ -299,7 +339,10 @@ class FaissBackend:
         self._index = index
         if isinstance(index, faiss.IndexIVF):
             self._vec16 = np.load(f"{path}.fp16.npy")
-            self._trained_n = int(index.ntotal)
+            self._alive = np.load(f"{path}.alive.npy")
+            self._live = int(np.count_nonzero(self._alive))
+            self._alive_bits = None
+            self._trained_n = self._live
             self.nprobe = int(min(index.nlist, self._nprobe_fixed or auto_nprobe(index.nlist)))
         else:
-            self._vec16, self._trained_n, self.nprobe = None, 0, 0
+            self._vec16, self._alive, self._live, self._trained_n, self.nprobe = None, None, 0, 0, 0

@@ -517,6 +517,32 @@ class IndexManager:
         return [[Hit(None, int(ppk[i, j]), float(scores[i, j])) for j in np.flatnonzero(valid[i]).tolist()]
                 for i in range(len(q))]
 
+    def search_faces_by_group(self, account, version, query_vectors, group_pks: Iterable[int], k: int,
+                              unique_persons: bool = True) -> list[dict[int, list[Hit]]]:
+        """SearchFacesReturnsByGroup: per query, {group pk: top-k hits within that group}.
+
+        One filtered search per group (each group's filter is cached); groups with no hit are
+        left out.
+        """
+        q = self._queries(query_vectors)
+        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
+        for g in dict.fromkeys(int(g) for g in group_pks):
+            for i, row in enumerate(self.search_faces(account, version, q, [g], k, unique_persons)):
+                if row:
+                    out[i][g] = row
+        return out
+
+    def search_persons_by_group(self, account, version, query_vectors, group_pks: Iterable[int],
+                                k: int) -> list[dict[int, list[Hit]]]:
+        """SearchPersonsReturnsByGroup: per query, {group pk: top-k persons within that group}."""
+        q = self._queries(query_vectors)
+        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
+        for g in dict.fromkeys(int(g) for g in group_pks):
+            for i, row in enumerate(self.search_persons(account, version, q, [g], k)):
+                if row:
+                    out[i][g] = row
+        return out
+
     # ---------------------------------------------------------------- change log
     def apply(self, changes: Iterable[Change]) -> int:
         """Apply changes in order, skipping those at or below the last applied seq; returns it."""
