@@ -26,3 +26,19 @@ def encode_pixels(pixels, fmt: str = "JPEG", **save_kw) -> str:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format=fmt, **save_kw)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def load_bgr(rel: str):
+    """A test image as OpenCV BGR pixels."""
+    import cv2
+
+    img = cv2.imread(str(TESTDATA / rel), cv2.IMREAD_COLOR)
+    assert img is not None, rel
+    return img
+
+
+def detect_all(pixels):
+    """Every face the engine finds, with the permissive settings the label checks use."""
+    from openiai.vision.engine import get_engine
+
+    return list(get_engine().detect(pixels, min_face_size=16, max_faces=100, score_threshold=0.5))

