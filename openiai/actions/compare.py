@@ -36,7 +36,7 @@ def compare_face(ctx: Context, req) -> dict:
     strategy = 1 if strategy is None else strategy
     if strategy not in (0, 1):
         raise invalid("FaceMatchingStrategy must be 0 (most confident face) or 1 (largest face).")
-    rotate = imaging.flag(req.NeedRotateDetection, "NeedRotateDetection")
+    rotate = imaging.flag(req.NeedRotateDetection)
     img_a, face_a = _pick(ctx, req.ImageA, req.UrlA, strategy=strategy, rotate=rotate,
                           quality=quality)
     img_b, face_b = _pick(ctx, req.ImageB, req.UrlB, strategy=strategy, rotate=rotate,

@@ -38,11 +38,11 @@ def _max_faces(raw: int | None) -> int:
 def detect_face(ctx: Context, req) -> dict:
     max_faces = _max_faces(req.MaxFaceNum)
     version = limits.face_model_version(req.FaceModelVersion)
-    want_attrs = imaging.flag(req.NeedFaceAttributes, "NeedFaceAttributes")
-    want_quality = imaging.flag(req.NeedQualityDetection, "NeedQualityDetection")
+    want_attrs = imaging.flag(req.NeedFaceAttributes)
+    want_quality = imaging.flag(req.NeedQualityDetection)
     found = imaging.find_faces(ctx, req.Image, req.Url, max_faces=max_faces,
                                min_face_size=req.MinFaceSize,
-                               rotate=imaging.flag(req.NeedRotateDetection, ""))
+                               rotate=imaging.flag(req.NeedRotateDetection))
     pixels = found.image.pixels
     infos = []
     for i, face in enumerate(found.faces):
@@ -75,7 +75,7 @@ def analyze_face(ctx: Context, req) -> dict:
     version = limits.face_model_version(req.FaceModelVersion)
     found = imaging.find_faces(ctx, req.Image, req.Url,
                                max_faces=1 if mode == 0 else imaging.MAX_FACE_NUM_LIMIT,
-                               rotate=imaging.flag(req.NeedRotateDetection, ""))
+                               rotate=imaging.flag(req.NeedRotateDetection))
     from ..vision.landmarks import face_shape
 
     shapes = [face_shape(found.image.pixels, f) for f in found.faces]

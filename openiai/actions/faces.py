@@ -70,7 +70,7 @@ def similarity_scores(cosines: np.ndarray, model_version: str) -> np.ndarray:
 def create_face(ctx: Context, req) -> dict:
     threshold = limits.face_match_threshold(req.FaceMatchThreshold)
     quality = limits.quality_control(req.QualityControl)
-    rotate = imaging.flag(req.NeedRotateDetection, "NeedRotateDetection")
+    rotate = imaging.flag(req.NeedRotateDetection)
     use_urls = bool(req.Urls)  # the docs: with both given, only Urls are used
     sources = list(req.Urls if use_urls else (req.Images or []))
     if not sources:

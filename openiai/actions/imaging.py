@@ -34,7 +34,7 @@ def quality_level(level: int | None) -> int:
     return level
 
 
-def flag(raw: int | None, name: str) -> bool:
+def flag(raw: int | None) -> bool:
     """0/1 switches such as NeedRotateDetection; other values are documented as 'not 1'."""
     return raw == 1
 

@@ -85,6 +85,16 @@ def _person_exists() -> ApiError:
     return value("PersonIdAlreadyExist", "A person with this PersonId already exists.")
 
 
+def _member(s, account_id: int, group_id: str, person_id: str):
+    """(group, person, membership) of a person in a group, or the documented error."""
+    group = get_group(s, account_id, group_id)
+    person = get_person(s, account_id, person_id)
+    m = membership(s, group.pk, person.pk)
+    if m is None:
+        raise _not_in_group(person_id, group_id)
+    return group, person, m
+
+
 def _not_in_group(person_id: str, group_id: str) -> ApiError:
     return failed("GroupPersonMapNotExist", f"Person `{person_id}` is not in group `{group_id}`.")
 
@@ -99,7 +109,7 @@ def create_person(ctx: Context, req) -> dict:
     gender = limits.gender(req.Gender)
     unique = limits.unique_person_control(req.UniquePersonControl)
     quality = limits.quality_control(req.QualityControl)
-    rotate = imaging.flag(req.NeedRotateDetection, "NeedRotateDetection")
+    rotate = imaging.flag(req.NeedRotateDetection)
     if not req.Image and not req.Url:
         raise value("ImageEmpty", "CreatePerson needs a face image: give Image or Url.")
     # Cheap checks before the image work; repeated in the write transaction below.
@@ -148,11 +158,7 @@ def delete_person(ctx: Context, req) -> dict:
 @action("DeletePersonFromGroup")
 def delete_person_from_group(ctx: Context, req) -> dict:
     with ctx.services.db.write() as s:
-        group = get_group(s, ctx.account_id, req.GroupId)
-        person = get_person(s, ctx.account_id, req.PersonId)
-        m = membership(s, group.pk, person.pk)
-        if m is None:
-            raise _not_in_group(req.PersonId, req.GroupId)
+        _, person, m = _member(s, ctx.account_id, req.GroupId, req.PersonId)
         s.delete(m)
         s.flush()
         # The docs: a person who was only in this group is deleted with all its faces.
@@ -220,11 +226,7 @@ def get_person_list_num(ctx: Context, req) -> dict:
 @action("ModifyPersonGroupInfo")
 def modify_person_group_info(ctx: Context, req) -> dict:
     with ctx.services.db.write() as s:
-        group = get_group(s, ctx.account_id, req.GroupId)
-        person = get_person(s, ctx.account_id, req.PersonId)
-        m = membership(s, group.pk, person.pk)
-        if m is None:
-            raise _not_in_group(req.PersonId, req.GroupId)
+        group, _, m = _member(s, ctx.account_id, req.GroupId, req.PersonId)
         given = limits.person_ex_infos(req.PersonExDescriptionInfos,
                                        len(group.ex_descriptions or []))
         values = ex_values(m, group)

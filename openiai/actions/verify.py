@@ -26,7 +26,7 @@ def _person_features(ctx: Context, person_id: str) -> tuple[str, np.ndarray]:
 def _probe(ctx: Context, req, version: str) -> np.ndarray:
     quality = imaging.quality_level(req.QualityControl)
     img, face = imaging.largest_face(ctx, req.Image, req.Url, quality=quality,
-                                     rotate=imaging.flag(req.NeedRotateDetection, ""))
+                                     rotate=imaging.flag(req.NeedRotateDetection))
     return imaging.embed_one(img.pixels, face, version)
 
 
