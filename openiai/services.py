@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from .api.auth import NonceCache
+from .index.manager import IndexManager
+from .index.sync import IndexSync
 from .settings import Settings
 from .store.db import Database
 from .store.keys import KeyStore, load_master_key
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    """Database, keys, nonces and the vector index.
+
+    ``owner`` marks the process that keeps index snapshots and prunes the change log (the
+    server); other processes on the same database (``openiai import``) only read the log.
+    """
+
+    def __init__(self, settings: Settings, *, owner: bool = True, background: bool = True) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         self.db.migrate()
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path))
         self.nonces = NonceCache()
+        self.index = IndexManager()
+        self.index_sync = IndexSync(self.db, self.index,
+                                    settings.data_dir / "index" if owner else None,
+                                    **settings.index_sync_options())
+        self.index_report = self.index_sync.start(background=background)
+        self.db.on_commit = self.index_sync.on_commit
 
     def close(self) -> None:
+        self.db.on_commit = None
+        self.index_sync.close()
         self.db.dispose()

@@ -24,6 +24,9 @@ class Settings:
     # Threads running handlers (inference, database); the engine bounds its own concurrency.
     workers: int = 8
     testdata_dir: Path = Path("../shared/faces")
+    # Vector index snapshots: after this many changes, or this many seconds with any change.
+    index_snapshot_changes: int = 20_000
+    index_snapshot_seconds: float = 300.0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -36,12 +39,18 @@ class Settings:
             model_dir=Path(p) if (p := _env("OPENIAI_MODEL_DIR")) else None,
             allow_private_urls=_env("OPENIAI_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
             testdata_dir=Path(_env("OPENIAI_TESTDATA", "../shared/faces")),
+            index_snapshot_changes=int(_env("OPENIAI_INDEX_SNAPSHOT_CHANGES", "20000")),
+            index_snapshot_seconds=float(_env("OPENIAI_INDEX_SNAPSHOT_SECONDS", "300")),
         )
         for key, value in overrides.items():
             if value is not None:
                 setattr(s, key, value)
         s.data_dir = Path(s.data_dir)
         return s
+
+    def index_sync_options(self) -> dict:
+        return {"snapshot_changes": self.index_snapshot_changes,
+                "snapshot_seconds": self.index_snapshot_seconds}
 
     @property
     def db_url(self) -> str:

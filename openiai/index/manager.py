@@ -385,6 +385,12 @@ class IndexManager:
     def collections(self) -> list[tuple[Any, str]]:
         return list(self._collections)
 
+    def clear(self) -> None:
+        """Forget every collection (before a rebuild)."""
+        with self._lock:
+            self._collections.clear()
+            self.last_seq = 0
+
     def drop(self, account, version: str) -> None:
         with self._lock:
             self._collections.pop((account, str(version)), None)

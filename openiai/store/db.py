@@ -2,7 +2,10 @@
 
 SQLite (the default) runs in WAL mode with foreign keys on and ``synchronous=FULL`` so an
 acknowledged write survives a crash; write transactions start with ``BEGIN IMMEDIATE`` so two
-writers queue up instead of failing half-way. PostgreSQL needs neither trick.
+writers queue up instead of failing half-way. On PostgreSQL every write transaction first
+takes one transaction-scoped advisory lock: writers from any process commit one at a time, so
+the vector index's change log (``index_changes.seq``) is committed in sequence order and a
+reader that has seen seq N has seen everything before it.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+WRITER_LOCK_KEY = 0x6F70656E696169  # pg_advisory_xact_lock key of the single-writer lock
 
 
 def now_ms() -> int:
@@ -65,8 +70,11 @@ class Database:
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite allows one writer; queueing writers here avoids busy-loops in the driver.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
+        # One writer at a time in this process (SQLite allows one anyway; queueing here avoids
+        # busy-loops in the driver) and the index changes are applied in commit order.
+        self._write_lock = threading.Lock()
+        # Called with the committed transaction's index changes, still under the write lock.
+        self.on_commit: Callable[[list], None] | None = None
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -78,18 +86,29 @@ class Database:
 
     @contextmanager
     def write(self):
-        """One transaction: committed when the block ends, rolled back on any exception."""
-        if self._write_lock is None:
-            with self._sessions() as session, session.begin():
-                yield session
-            return
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        The index changes it recorded (:mod:`openiai.store.changes`) are handed to
+        :attr:`on_commit` after the commit, before the next writer may start."""
+        from . import changes
+
         with self._write_lock:
-            conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+            conn = self.engine.connect()
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             try:
-                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
-                    yield session
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    with session.begin():
+                        if not self.is_sqlite:
+                            session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                            {"k": WRITER_LOCK_KEY})
+                        yield session
+                        changes.finish(session)
+                    committed = changes.pending(session)
             finally:
                 conn.close()
+            if committed and self.on_commit is not None:
+                self.on_commit(sorted(committed, key=lambda c: c.seq))
 
     def dispose(self) -> None:
         self.engine.dispose()

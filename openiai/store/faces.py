@@ -1,9 +1,8 @@
 """Every write and delete of face rows goes through here.
 
-The vector index (a later issue) hooks in at :func:`add_face`, :func:`delete_faces` and
-:func:`delete_persons`: these are the only places that create or remove a face, so an index
-kept beside the database only has to follow them. Callers pass the open write session; all
-functions stay inside the caller's transaction.
+These are the only places that create or remove a face or delete a person, so each records
+its change for the vector index (:mod:`openiai.store.changes`) in the same transaction.
+Callers pass the open write session; all functions stay inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from . import changes
 from .db import now_ms
 from .schema import Face, Person
 
@@ -54,7 +54,9 @@ def add_face(s: Session, *, account_id: int, person_pk: int, model_version: str,
                 quality=quality, created_ms=now_ms())
     s.add(face)
     s.flush()
-    # VECTOR-INDEX HOOK: index.add(face.pk, feature) goes here.
+    changes.record(s, account_id, model_version, "face_upsert",
+                   {"face": face.pk, "person": person_pk}, feature)
+    changes.mark_person(s, person_pk)
     return face
 
 
@@ -65,9 +67,15 @@ def delete_faces(s: Session, account_id: int, face_pks: list[int]) -> int:
     gone = 0
     for start in range(0, len(face_pks), 500):
         chunk = face_pks[start:start + 500]
-        gone += s.execute(delete(Face).where(Face.account_id == account_id,
-                                             Face.pk.in_(chunk))).rowcount or 0
-    # VECTOR-INDEX HOOK: index.remove(face_pks) goes here.
+        where = (Face.account_id == account_id, Face.pk.in_(chunk))
+        by_version: dict[str, list[int]] = {}
+        for pk, person_pk, version in s.execute(
+                select(Face.pk, Face.person_pk, Face.face_model_version).where(*where)):
+            by_version.setdefault(version, []).append(pk)
+            changes.mark_person(s, person_pk)
+        gone += s.execute(delete(Face).where(*where)).rowcount or 0
+        for version, pks in by_version.items():
+            changes.record(s, account_id, version, "face_remove", {"faces": pks})
     return gone
 
 
@@ -80,4 +88,10 @@ def delete_persons(s: Session, account_id: int, person_pks: list[int]) -> None:
         face_pks = list(s.scalars(select(Face.pk).where(Face.account_id == account_id,
                                                         Face.person_pk.in_(chunk))))
         delete_faces(s, account_id, face_pks)
-        s.execute(delete(Person).where(Person.account_id == account_id, Person.pk.in_(chunk)))
+        where = (Person.account_id == account_id, Person.pk.in_(chunk))
+        by_version: dict[str, list[int]] = {}
+        for pk, version in s.execute(select(Person.pk, Person.face_model_version).where(*where)):
+            by_version.setdefault(version, []).append(pk)
+        s.execute(delete(Person).where(*where))
+        for version, pks in by_version.items():
+            changes.record(s, account_id, version, "person_remove", {"persons": pks})

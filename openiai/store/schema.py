@@ -92,3 +92,31 @@ class Face(Base):
     aligned_crop: Mapped[bytes] = mapped_column(LargeBinary)  # PNG of the 112x112 aligned face
     quality: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class IndexChange(Base):
+    """The vector index's change log: one row per change, written in the same transaction as
+    the rows it describes. ``seq`` only grows (AUTOINCREMENT on SQLite, a sequence on
+    PostgreSQL, writers serialised), so "everything after seq N" is exactly what an index
+    snapshot taken at N is missing. Kinds and payloads: ``openiai.index.manager.KINDS``."""
+
+    __tablename__ = "index_changes"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    account_id: Mapped[int] = mapped_column(Integer)
+    face_model_version: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32 LE
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = {"sqlite_autoincrement": True}
+
+
+class IndexState(Base):
+    """Small named values about the change log: ``pruned_through`` (every change up to this
+    seq is gone, so an index older than it must be rebuilt) and ``database_id`` (a random
+    id, so a snapshot is never loaded against a different database)."""
+
+    __tablename__ = "index_state"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
