@@ -3,3 +3,4 @@
 from . import compare, detect, groups, verify  # noqa: F401
 from . import persons  # noqa: F401
 from . import faces  # noqa: F401
+from . import search  # noqa: F401

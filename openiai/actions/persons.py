@@ -62,14 +62,27 @@ def store_face(s, ctx: Context, person: Person, new: NewFace) -> Face:
 def find_similar_person(ctx: Context, group: Group, feature: np.ndarray, level: int) -> str | None:
     """UniquePersonControl (1-4): the PersonId of a suspected duplicate in the group, or None.
 
-    PENDING: the duplicate check needs 1:N search over the group, which arrives with the
-    vector index (later issue). Until then UniquePersonControl is validated and accepted but
-    never finds a duplicate, so CreatePerson always creates the person and returns
-    SimilarPersonId "". When search lands: score `feature` against the group's faces with the
-    group's FaceModelVersion and return the best PersonId whose score reaches the score for
-    the level's FAR (1: 1e-2, 2: 1e-3, 3: 1e-4, 4: 1e-5; ``vision.scores.score_for_far``).
+    The group's faces are searched in the vector index (each face on its own, like SearchFaces,
+    so one close photo of an enrolled person is enough). The best live hit counts as a
+    duplicate when its score reaches the score of the level's false-accept rate
+    (1: 1e-2, 2: 1e-3, 3: 1e-4, 4: 1e-5; ``vision.scores.score_for_far``): the higher the
+    level, the surer the match must be before creation is refused.
     """
-    return None
+    from ..timing import stage
+    from ..vision.scores import score_for_far, score_from_cosine
+    from .search import STALE_SLACK, live_hits
+
+    far = {1: 1e-2, 2: 1e-3, 3: 1e-4, 4: 1e-5}[level]
+    version = group.face_model_version
+    with stage("search"):
+        rows = ctx.services.index.search_faces(ctx.account_id, version, feature[None, :],
+                                               [group.pk], 1 + STALE_SLACK, unique_persons=True)
+    hits = live_hits(ctx, rows, [group.pk])[0]  # deleted faces/persons dropped, best first
+    if not hits or score_from_cosine(hits[0].score, version) < score_for_far(far, version):
+        return None
+    with ctx.services.db.read() as s:
+        return s.scalar(select(Person.person_id).where(Person.account_id == ctx.account_id,
+                                                       Person.pk == hits[0].person))
 
 
 # --- shared helpers -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 
@@ -15,12 +16,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import actions  # noqa: F401  (registers the handlers)
+from .. import timing
 from ..actions.registry import HANDLERS, Context
 from ..services import Services
 from ..settings import Settings
 from .auth import authenticate
 from .errors import ApiError, invalid
+from .metrics import CONTENT_TYPE_LATEST, AccountNames, Metrics
 from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
+from .ratelimit import RateLimiter
 from .schema import shape_response, validate_request
 from .wire_schema import ACTIONS
 
@@ -72,21 +76,52 @@ def _resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
     return version, action
 
 
-def _authenticate_and_validate(req, services: Services, seen: dict):
+def _authenticate_and_validate(req, services: Services, seen: dict,
+                               rate_limiter: RateLimiter | None = None,
+                               names: AccountNames | None = None):
     key = authenticate(req, services.keys.lookup, services.nonces)
     seen["account_id"] = key.account_id  # for the log line, even if validation fails
     version, action = _resolve_action(req.version, req.action)
+    if rate_limiter is not None:
+        # After authentication (only a verified account is counted), before any parsing work.
+        rate_limiter.check(key.account_id, lambda: names(key.account_id), action)
     return key, version, action, validate_request(version, action, req.params())
+
+
+READY_CHECK_TIMEOUT_S = 5.0
+
+
+def _check_database(services: Services) -> str:
+    with services.db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar()
+    return "ok"
+
+
+def _check_index(services: Services) -> str:
+    index = getattr(services, "index", None)
+    if index is None:
+        return "no vector index"
+    sync = getattr(services, "index_sync", None)
+    if sync is not None and not getattr(sync, "ready", True):
+        return "vector index still loading"
+    index.collections()  # answers (takes the manager's table without blocking on searches)
+    return "ok"
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     services = services or Services(settings or Settings.from_env())
     limiter = anyio.CapacityLimiter(max(4, services.settings.workers))
+    names = AccountNames(services.db)
+    metrics = Metrics(services, names)
+    rate_limiter = RateLimiter.from_settings(services.settings)
+    warm = {"models": "loading"}
 
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
+        stages = timing.begin()  # the handler thread gets a copy of this context: same dict
         action, sign, seen = "-", None, {}
+        metrics.in_progress.inc()
         try:
             if request.method not in ("GET", "POST"):
                 raise ApiError("UnsupportedProtocol", f"HTTP method {request.method} is not "
@@ -104,40 +139,94 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # they run off the event loop; not under the handlers' limiter, so a cheap request
             # is not queued behind inference.
             key, version, action, model = await anyio.to_thread.run_sync(
-                _authenticate_and_validate, req, services, seen)
+                _authenticate_and_validate, req, services, seen, rate_limiter, names)
             ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
                           services=services)
             payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,
                                                      limiter=limiter)
-            response = envelope(request_id, shape_response(version, action, payload or {}))
+            with timing.stage("serialise"):
+                response = envelope(request_id, shape_response(version, action, payload or {}))
             code = None
         except ApiError as exc:
-            response, code = envelope(request_id, error=exc), exc.code
+            with timing.stage("serialise"):
+                response = envelope(request_id, error=exc)
+            code = exc.code
         except Exception:
             log.exception("unhandled error in %s (RequestId %s)", action, request_id,
                           extra={"request_id": request_id, "action": action})
             code = "InternalError"
             response = envelope(request_id, error=ApiError(
                 "InternalError", f"Internal error; quote RequestId {request_id} when reporting it."))
+        finally:
+            metrics.in_progress.dec()
+        latency = time.perf_counter() - started
         log.info("request", extra={
             "request_id": request_id, "action": action, "account_id": seen.get("account_id"),
             "http_method": request.method, "sign": sign, "code": code,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+            "latency_ms": round(latency * 1000, 2),
+            "stages_ms": {k: round(v * 1000, 2) for k, v in stages.items()}})
+        metrics.observe(action, code, latency, stages)
         return response
 
     async def healthz(_request: Request) -> Response:
+        """Liveness: the process serves HTTP. Readiness is /readyz."""
         return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(_request: Request) -> Response:
+        """Readiness: models loaded, database answering, vector index loaded; else 503."""
+        from ..vision.engine import get_engine
+
+        checks = {"models": "ok" if get_engine().loaded() else warm["models"]}
+        for name, check in (("database", _check_database), ("index", _check_index)):
+            try:
+                with anyio.fail_after(READY_CHECK_TIMEOUT_S):
+                    checks[name] = await anyio.to_thread.run_sync(check, services,
+                                                                  abandon_on_cancel=True)
+            except TimeoutError:
+                checks[name] = f"no answer within {READY_CHECK_TIMEOUT_S:g} s"
+            except Exception as exc:
+                first_line = (str(exc).splitlines() or [""])[0]
+                checks[name] = f"{type(exc).__name__}: {first_line}"[:300]
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return Response(json.dumps(body).encode(), status_code=200 if ready else 503,
+                        media_type="application/json")
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    def warm_up() -> None:
+        from ..vision.engine import get_engine
+
+        started = time.perf_counter()
+        try:
+            get_engine().warmup()
+        except Exception as exc:
+            warm["models"] = f"loading failed: {type(exc).__name__}: {exc}"[:300]
+            log.exception("loading the face models failed")
+            return
+        log.info("models loaded",
+                 extra={"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        # Models load in the background: /healthz answers at once, /readyz once they are in.
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
         yield
+        # uvicorn runs this after in-flight requests finished (or timeout_graceful_shutdown).
         services.close()
+        log.info("shutdown complete")
 
     app = Starlette(routes=[
         Route("/", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.services = services
+    app.state.metrics = metrics
+    app.state.rate_limiter = rate_limiter
     return app
 
 

@@ -1,8 +1,8 @@
 """Structured logging: one JSON object per line.
 
 Request summaries carry only what the app puts in ``extra`` (RequestId, action, account id,
-latency, error code, signature style); request bodies, images, vectors and secrets are never
-passed to the logger, so they cannot end up in a log line.
+latency, milliseconds per stage, error code, signature style); request bodies, images,
+vectors and secrets are never passed to the logger, so they cannot end up in a log line.
 """
 
 from __future__ import annotations

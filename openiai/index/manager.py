@@ -402,6 +402,19 @@ class IndexManager:
         with col.lock.read():
             return {"faces": col.n_faces(), "persons": col.n_persons()}
 
+    def group_counts(self, account, version: str, group_pks: Iterable[int]) -> dict[str, int]:
+        """Faces and persons (with a fused vector) in the union of `group_pks`, from the
+        cached group filter: no database count on the search path."""
+        col = self._get(account, version, False)
+        if col is None:
+            return {"faces": 0, "persons": 0}
+        with col.lock.read():
+            person_filter, face_filter, empty = col.filters(list(group_pks))
+            if empty:
+                return {"faces": 0, "persons": 0}
+            return {"faces": face_filter.count if face_filter is not None else col.faces.count(),
+                    "persons": person_filter.count if person_filter is not None else col.persons.count()}
+
     # ---------------------------------------------------------------- writes
     def _write(self, account, version, fn: Callable[[Collection], Any]):
         col = self._get(account, version, True)

@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from openiai import timing
 from openiai.api.errors import ApiError, failed, value
 from openiai.vision.types import DecodedImage
 
@@ -258,9 +259,12 @@ def _too_big() -> ApiError:
 
 
 def load_image(image_b64: str | None, url: str | None, *, allow_private_urls: bool = False) -> DecodedImage:
-    """The request's image: Url wins when both are given (as the IAI docs specify)."""
-    if url:
-        return decode_bytes(fetch_url(url, allow_private_urls=allow_private_urls))
-    if image_b64:
-        return decode_base64(image_b64)
-    raise value("ImageEmpty", "Either Image (base64) or Url must be provided.")
+    """The request's image: Url wins when both are given (as the IAI docs specify).
+
+    Timed as the "decode" stage (a Url's download included)."""
+    with timing.stage("decode"):
+        if url:
+            return decode_bytes(fetch_url(url, allow_private_urls=allow_private_urls))
+        if image_b64:
+            return decode_base64(image_b64)
+        raise value("ImageEmpty", "Either Image (base64) or Url must be provided.")

@@ -219,6 +219,10 @@ class LazyModel:
         self._value = None
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
     def get(self):
         if self._value is None:
             with self._lock:
