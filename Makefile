@@ -36,6 +36,8 @@ calibrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/openiai bench search --n 100000 --n 1000000
+	$(BIN)/openiai bench startup --n 1000000
+	$(BIN)/openiai bench api
 
 clean:
 	rm -rf $(VENV) build *.egg-info

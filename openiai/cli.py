@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,10 +68,19 @@ def cmd_serve(args) -> int:
     logs.configure(logging.INFO)
     # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
     # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
+    # On SIGTERM uvicorn stops accepting connections, lets in-flight requests finish (up to
+    # timeout_graceful_shutdown), runs the lifespan shutdown (services.close()) and then
+    # re-raises the signal under the handler that was in place before it started: this one,
+    # so a graceful stop exits 0 instead of dying of the signal.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(create_app(services=services), host=settings.host, port=settings.port,
                 log_level="warning", log_config=None, timeout_graceful_shutdown=30,
                 h11_max_incomplete_event_size=1024 * 1024)
     return 0
+
+
+def _exit_on_sigterm(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def cmd_keys(args) -> int:
@@ -106,6 +116,12 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .importer import run_cli
+
+    return run_cli(args, _settings(args))
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (OPENIAI_DATA_DIR, default ./data)")
     p.add_argument("--database-url", help="SQLAlchemy URL (OPENIAI_DATABASE_URL); "
@@ -137,12 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
     keys.set_defaults(func=cmd_keys)
 
+    imp = sub.add_parser("import", help="enrol a folder of person folders into a group "
+                         "(e.g. `openiai import photos/ --group staff`)")
+    from .importer import add_arguments as _import_arguments
+    _import_arguments(imp)
+    _add_common(imp)
+    imp.set_defaults(func=cmd_import)
+
     ev = sub.add_parser("eval", help="evaluate the engine (e.g. `openiai eval lfw`)")
     ev.add_argument("rest", nargs=argparse.REMAINDER)
     ev.set_defaults(func=lambda a: _delegate("openiai.vision.evaluate", a.rest))
 
-    bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`)")
-    bench.add_argument("what", choices=["search"])
+    bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`, "
+                           "`openiai bench api`)")
+    bench.add_argument("what", choices=["search", "api", "startup"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=lambda a: _delegate(f"openiai.bench.{a.what}", a.rest))
 
