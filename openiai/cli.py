@@ -40,7 +40,7 @@ def _settings(args) -> Settings:
 
 def _services(args):
     from .services import Services
-    return Services(_settings(args))
+    return Services(_settings(args), with_index=False)  # key management never searches
 
 
 def cmd_serve(args) -> int:

@@ -15,15 +15,23 @@ class Services:
 
     ``owner`` marks the process that keeps index snapshots and prunes the change log (the
     server); other processes on the same database (``openiai import``) only read the log.
+    ``with_index=False`` (``openiai keys``) skips loading the index altogether.
     """
 
-    def __init__(self, settings: Settings, *, owner: bool = True, background: bool = True) -> None:
+    def __init__(self, settings: Settings, *, owner: bool = True, background: bool = True,
+                 with_index: bool = True) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         self.db.migrate()
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path))
         self.nonces = NonceCache()
+        self.index: IndexManager | None = None
+        self.index_sync: IndexSync | None = None
+        if with_index:
+            self._start_index(settings, owner, background)
+
+    def _start_index(self, settings: Settings, owner: bool, background: bool) -> None:
         self.index = IndexManager()
         self.index_sync = IndexSync(self.db, self.index,
                                     settings.data_dir / "index" if owner else None,
@@ -33,5 +41,6 @@ class Services:
 
     def close(self) -> None:
         self.db.on_commit = None
-        self.index_sync.close()
+        if self.index_sync is not None:
+            self.index_sync.close()
         self.db.dispose()

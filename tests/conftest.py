@@ -45,6 +45,22 @@ def _postgres_database():
     return (f"postgresql+psycopg2://{base.split('://', 1)[1]}/{name}", drop), None
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request):
+    """None (SQLite in the test's data dir) or the URL of a throw-away PostgreSQL database,
+    for tests that run their own server or services."""
+    if request.param == "sqlite":
+        yield None
+        return
+    created, reason = _postgres_database()
+    if created is None:
+        print(f"\nSKIP PostgreSQL: {reason}")
+        pytest.skip(reason)
+    url, drop = created
+    yield url
+    drop()
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def server(request, tmp_path_factory):
     """A running server per storage backend, shared by the session's tests."""

@@ -9,26 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from conftest import TESTDATA, _postgres_database
+from conftest import TESTDATA
 from harness import Api, Server
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def own_server(request, tmp_path):
-    drop, url = None, None
-    if request.param == "postgres":
-        created, reason = _postgres_database()
-        if created is None:
-            pytest.skip(reason)
-        url, drop = created
-    srv = Server(tmp_path / "srv", database_url=url)
+@pytest.fixture
+def own_server(database_url, tmp_path):
+    srv = Server(tmp_path / "srv", database_url=database_url)
     srv.start()
     yield srv
     srv.kill()
     if srv._keys is not None:
         srv._keys.db.dispose()
-    if drop:
-        drop()
 
 
 def _restart_after_sigkill(srv: Server) -> None:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from conftest import _postgres_database
 from images import LFW, b64
 from openiai import actions  # noqa: F401  (registers the handlers)
 from openiai.actions.registry import HANDLERS, Context
@@ -32,18 +31,9 @@ def photo(name: str, i: int) -> str:
     return b64(sorted((LFW / name).glob("*.jpg"))[i])
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request, tmp_path):
-    url, drop = None, None
-    if request.param == "postgres":
-        created, reason = _postgres_database()
-        if created is None:
-            print(f"\nSKIP PostgreSQL: {reason}")
-            pytest.skip(reason)
-        url, drop = created
-    yield Settings(data_dir=tmp_path / "data", database_url=url)
-    if drop:
-        drop()
+@pytest.fixture
+def settings(database_url, tmp_path):
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
 
 
 class Client:
