@@ -39,7 +39,7 @@ CHUNK = 50_000
 def fill(settings: Settings, faces: np.ndarray, console: Console) -> float:
     """N persons with one face each, all in one group of account `bench`; returns seconds."""
     started = time.perf_counter()
-    services = Services(settings)
+    services = Services(settings, with_index=False)  # migrations and the account only
     account = services.keys.ensure_account("bench")
     services.close()
     db = Database(settings.db_url)  # the tables only: no index while filling

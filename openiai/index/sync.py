@@ -68,12 +68,12 @@ class IndexSync:
             self.rebuild()
         replayed = self.catch_up()
         self._snap_seq, self._snap_time = self.index.last_seq, time.monotonic()
-        if how == "rebuild" and self.snapshot_dir is not None and self._has_content():
+        faces = self._face_count()
+        if how == "rebuild" and self.snapshot_dir is not None and faces:
             self.snapshot()  # the next start loads instead of rebuilding
         self.ready = True
         report = {"how": how, "seq": self.index.last_seq, "replayed": replayed,
-                  "seconds": round(time.perf_counter() - started, 3),
-                  "faces": sum(self.index.counts(a, v)["faces"] for a, v in self.index.collections())}
+                  "seconds": round(time.perf_counter() - started, 3), "faces": faces}
         log.info("index ready", extra=report)
         if background:
             self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
@@ -219,8 +219,8 @@ class IndexSync:
             log.exception("index snapshot in %s could not be loaded: rebuilding", root)
             return None
         with self.db.read() as s:
-            newest = max(s.scalar(select(func.max(IndexChange.seq))) or 0, _pruned_through(s))
             pruned = _pruned_through(s)
+            newest = max(s.scalar(select(func.max(IndexChange.seq))) or 0, pruned)
         if seq > newest or pruned > seq:
             log.warning("index snapshot seq %d does not fit the change log (%d..%d): rebuilding",
                         seq, pruned, newest)
@@ -235,11 +235,8 @@ class IndexSync:
                 s.add(row)
             return row.value
 
-    def _has_content(self) -> bool:
-        return any(self.index.counts(a, v)["faces"] for a, v in self.index.collections())
-
-    def stats(self) -> dict:
-        return {"seq": self.index.last_seq, "snapshot_seq": self._snap_seq, "ready": self.ready}
+    def _face_count(self) -> int:
+        return sum(self.index.counts(a, v)["faces"] for a, v in self.index.collections())
 
 
 def _pruned_through(s) -> int:
