@@ -25,7 +25,9 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/openiai serve
 
+# The import-linter contracts (pyproject: layers only point down, no module cycles) first.
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q tests/
 
 eval: $(STAMP)

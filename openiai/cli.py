@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .settings import Settings
+from .core.settings import Settings
 
 SDK_SNIPPET = """\
 # pip install tencentcloud-sdk-python-iai
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate the engine (e.g. `openiai eval lfw`)")
     ev.add_argument("rest", nargs=argparse.REMAINDER)
-    ev.set_defaults(func=lambda a: _delegate("openiai.vision.evaluate", a.rest))
+    ev.set_defaults(func=lambda a: _delegate("openiai.bench.evaluate", a.rest))
 
     bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`, "
                            "`openiai bench api`)")
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="measure impostor scores and write the score table")
     cal.add_argument("rest", nargs=argparse.REMAINDER)
-    cal.set_defaults(func=lambda a: _delegate("openiai.vision.calibrate", a.rest))
+    cal.set_defaults(func=lambda a: _delegate("openiai.bench.calibrate", a.rest))
     return parser
 
 

@@ -277,7 +277,7 @@ class Importer:
         return self.handlers[action](self.ctx, model) or {}
 
     def _ensure_group(self, name: str, version: str | None) -> None:
-        from .api.errors import ApiError
+        from .core.errors import ApiError
 
         try:
             info = self.call("GetGroupInfo", GroupId=self.group)
@@ -339,7 +339,7 @@ class Importer:
         import numpy as np
         from sqlalchemy import select
 
-        from .store.faces import feature_array
+        from .core.features import from_bytes
         from .store.schema import Face, Person
 
         with self.services.db.read() as s:
@@ -349,12 +349,12 @@ class Importer:
                                     Person.person_id == person_id)).all()
         if not rows:
             return [], np.zeros((0, 128), np.float32)
-        return [r[0] for r in rows], np.stack([feature_array(r[1]) for r in rows])
+        return [r[0] for r in rows], np.stack([from_bytes(r[1]) for r in rows])
 
     def _match_stored(self, path: Path, ids: list[str], feats) -> str | None:
         """The stored face this image produced, if any (same image: cosine ~1)."""
         from .actions.persons import extract_face
-        from .api.errors import ApiError
+        from .core.errors import ApiError
 
         try:
             b64 = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -371,7 +371,7 @@ class Importer:
     def import_person(self, p: PlannedPerson, have: list[str] | None) -> tuple[list[Outcome], bool, int, int]:
         """Enrol one person's images in order; ``have``: the FaceIds the database holds for
         the person in this group (None: not in the group)."""
-        from .api.errors import ApiError
+        from .core.errors import ApiError
 
         rels = [self._rel(i) for i in p.images]
         out: list[Outcome] = []
@@ -710,7 +710,7 @@ def run_cli(args, settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .settings import Settings
+    from .core.settings import Settings
 
     p = argparse.ArgumentParser(prog="openiai import", description=__doc__.split("\n\n")[0])
     add_arguments(p)

@@ -71,7 +71,7 @@ class Server:
     def create_key(self, account: str) -> tuple[str, str]:
         """A key made in-process on the server's database (the CLI path has its own test)."""
         if self._keys is None:
-            from openiai.settings import Settings
+            from openiai.core.settings import Settings
             from openiai.store.db import Database
             from openiai.store.keys import KeyStore, load_master_key
 

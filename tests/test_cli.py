@@ -150,7 +150,7 @@ def test_keys_on_postgres(tmp_path):
 
 
 def test_key_cache_ttl_in_process(tmp_path, monkeypatch):
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from openiai.store.db import Database
     from openiai.store.keys import KeyStore, load_master_key
 

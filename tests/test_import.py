@@ -79,7 +79,7 @@ def db_faces(data: Path, account: str = "default") -> dict[str, np.ndarray]:
     """PersonId -> (n, 128) features of the account's persons, straight from the database."""
     from sqlalchemy import select
 
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from openiai.store.db import Database
     from openiai.store.schema import Account, Face, Person
 
@@ -220,7 +220,7 @@ def test_import_csv_quality_and_account(people_dir, tmp_path):
 
     from sqlalchemy import select
 
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from openiai.store.db import Database
     from openiai.store.schema import Group, Person
 

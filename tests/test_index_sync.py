@@ -16,12 +16,12 @@ from sqlalchemy import select
 from images import LFW, b64
 from openiai import actions  # noqa: F401  (registers the handlers)
 from openiai.actions.registry import HANDLERS, Context
-from openiai.api.errors import ApiError
+from openiai.core.errors import ApiError
 from openiai.api.schema import validate_request
 from openiai.index.manager import IndexManager, fuse
-from openiai.index.sync import IndexSync
+from openiai.services.index_sync import IndexSync
 from openiai.services import Services
-from openiai.settings import Settings
+from openiai.core.settings import Settings
 from openiai.store.schema import Face, IndexChange
 
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon"]

@@ -96,7 +96,7 @@ def test_readyz_on_a_running_server(ops_server):
 @pytest.fixture
 def inproc_app(tmp_path):
     from openiai.api.app import create_app
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -206,7 +206,7 @@ def test_metrics_move_with_sdk_requests(ops_server, ops_api):
 def test_metrics_registries_are_per_app(tmp_path):
     """Two apps in one process (as the tests run them) keep separate counters."""
     from openiai.api.app import create_app
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
 
     a = create_app(Settings(data_dir=tmp_path / "a"))
     b = create_app(Settings(data_dir=tmp_path / "b"))

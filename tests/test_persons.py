@@ -78,7 +78,7 @@ def test_stored_face_row(api):
     from PIL import Image
     import io
 
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from openiai.store.db import Database
     from openiai.store.schema import Face
 

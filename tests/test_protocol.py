@@ -271,7 +271,7 @@ def inproc(tmp_path):
     import warnings
 
     from openiai.api.app import create_app
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from wire import tc3_authorization
 
     with warnings.catch_warnings():

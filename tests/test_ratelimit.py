@@ -15,9 +15,9 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.retry import StandardRetryer
 
 from harness import Api, Server
-from openiai.api.errors import ApiError
+from openiai.core.errors import ApiError
 from openiai.api.ratelimit import RateLimitConfigError, RateLimiter, Rule, parse
-from openiai.settings import Settings
+from openiai.core.settings import Settings
 
 
 class Clock:

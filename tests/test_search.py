@@ -297,7 +297,7 @@ def test_search_errors(api):
 
 def test_search_faces_limit_is_per_model_version():
     from openiai.actions.search import check_searchable
-    from openiai.api.errors import ApiError
+    from openiai.core.errors import ApiError
 
     check_searchable(1_000_000, "2.0")
     check_searchable(3_000_000, "3.0")
@@ -372,7 +372,7 @@ def test_stale_index_hits_are_never_returned(api):
     check that every hit goes through."""
     from sqlalchemy import delete, select
 
-    from openiai.settings import Settings
+    from openiai.core.settings import Settings
     from openiai.store.db import Database
     from openiai.store.schema import ApiKey, Face, Membership, Person
 

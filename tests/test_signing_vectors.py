@@ -208,7 +208,7 @@ def test_authenticate_accepts_every_vector(vector):
     ("unknown-id", "AuthFailure.SecretIdNotFound"),
 ])
 def test_authenticate_refuses_altered_context(vector, change, code):
-    from openiai.api.errors import ApiError
+    from openiai.core.errors import ApiError
 
     lookup, now = _lookup(), NOW
     if change == "wrong-key":
@@ -225,7 +225,7 @@ def test_authenticate_refuses_altered_context(vector, change, code):
 
 
 def test_authenticate_refuses_a_tampered_body(vector):
-    from openiai.api.errors import ApiError
+    from openiai.core.errors import ApiError
 
     v = vector
     if v.method == "GET":
@@ -241,7 +241,7 @@ def test_authenticate_refuses_a_tampered_body(vector):
 
 
 def test_v1_vector_replayed_is_refused():
-    from openiai.api.errors import ApiError
+    from openiai.core.errors import ApiError
 
     v1 = [v for v in VECTORS if not v.is_tc3]
     nonces = NonceCache()

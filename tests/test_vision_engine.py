@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from openiai.vision import evaluate, models, scores
+from openiai.bench import evaluate
+from openiai.vision import models, scores
 from openiai.vision.align import align
 from openiai.vision.engine import get_engine
 from openiai.vision.image import decode_bytes

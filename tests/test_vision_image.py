@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openiai.api.errors import ApiError
+from openiai.core.errors import ApiError
 from openiai.vision import image as vimage
 from openiai.vision.image import decode_base64, decode_bytes, load_image
 

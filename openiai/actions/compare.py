@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api.errors import invalid
+from ..core.errors import invalid
 from ..vision.engine import get_engine
 from ..vision.scores import score_from_cosine
 from . import imaging, limits

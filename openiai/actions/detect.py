@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..api.errors import ApiError, invalid
+from ..core.errors import ApiError, invalid
 from . import imaging, limits
 from .registry import Context, action
 

@@ -13,8 +13,9 @@ import logging
 import numpy as np
 from sqlalchemy import select
 
-from ..api.errors import ApiError, value
-from ..store.faces import delete_faces, feature_array
+from ..core.errors import ApiError, value
+from ..core.features import from_bytes
+from ..store.faces import delete_faces
 from ..store.repo import get_person
 from ..store.schema import Face
 from . import imaging, limits
@@ -83,7 +84,7 @@ def create_face(ctx: Context, req) -> dict:
         blobs = list(s.scalars(select(Face.feature).where(Face.account_id == ctx.account_id,
                                                           Face.person_pk == person.pk)))
     _check_face_room(len(blobs), len(sources))
-    existing = np.stack([feature_array(b) for b in blobs]) if blobs else None
+    existing = np.stack([from_bytes(b) for b in blobs]) if blobs else None
     version = person.face_model_version
 
     ret_codes: list[int] = []

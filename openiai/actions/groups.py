@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..api.errors import ApiError, value
-from ..store.db import now_ms
+from ..core.errors import ApiError, value
+from ..core.clock import now_ms
 from ..store.faces import delete_persons
 from ..store.repo import find_group, get_group
 from ..store.schema import Group, Membership

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..api.errors import ApiError, value
+from ..core.errors import ApiError, value
 from ..vision.engine import get_engine
 from ..vision.image import load_image
 from ..vision.types import DecodedImage, Face

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..api.errors import ApiError, value
+from ..core import versions
+from ..core.errors import ApiError, value
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-%@#&_]+$")
 ID_MAX_BYTES = 64
@@ -17,8 +18,6 @@ PERSON_EX_VALUE_MAX = 60
 GROUPS_PER_ACCOUNT = 100_000
 GROUPS_PER_PERSON = 100
 FACES_PER_PERSON = 5
-MODEL_VERSIONS = ("2.0", "3.0")
-DEFAULT_MODEL_VERSION = "3.0"
 
 
 def _check_id(raw: str, kind: str) -> str:
@@ -96,10 +95,10 @@ def gender(raw: int | None) -> int:
 
 def face_model_version(raw: str | None) -> str:
     if raw is None or raw == "":
-        return DEFAULT_MODEL_VERSION
-    if raw not in MODEL_VERSIONS:
+        return versions.DEFAULT
+    if raw not in versions.VERSIONS:
         raise value("FaceModelVersionIllegal",
-                    f"FaceModelVersion must be one of {', '.join(MODEL_VERSIONS)}.")
+                    f"FaceModelVersion must be one of {', '.join(versions.names())}.")
     return raw
 
 

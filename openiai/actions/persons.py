@@ -15,13 +15,16 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..api.errors import ApiError, failed, value
-from ..store.db import now_ms
+from ..core.errors import ApiError, failed, value
+from ..core.clock import now_ms
+from ..core.timing import stage
+from ..services.hits import STALE_SLACK, live_hits
 from ..store.faces import add_face, delete_persons
 from ..store.repo import (
-    find_person, get_group, get_person, group_counts, membership, person_face_ids,
+    ex_values, find_person, get_group, get_person, group_counts, membership, person_face_ids,
     person_group_count,
 )
+from ..vision.scores import score_for_far, score_from_cosine
 from ..store.schema import Face, Group, Membership, Person
 from . import imaging, limits
 from .groups import orphan_check
@@ -68,16 +71,12 @@ def find_similar_person(ctx: Context, group: Group, feature: np.ndarray, level: 
     (1: 1e-2, 2: 1e-3, 3: 1e-4, 4: 1e-5; ``vision.scores.score_for_far``): the higher the
     level, the surer the match must be before creation is refused.
     """
-    from ..timing import stage
-    from ..vision.scores import score_for_far, score_from_cosine
-    from .search import STALE_SLACK, live_hits
-
     far = {1: 1e-2, 2: 1e-3, 3: 1e-4, 4: 1e-5}[level]
     version = group.face_model_version
     with stage("search"):
         rows = ctx.services.index.search_faces(ctx.account_id, version, feature[None, :],
                                                [group.pk], 1 + STALE_SLACK, unique_persons=True)
-    hits = live_hits(ctx, rows, [group.pk])[0]  # deleted faces/persons dropped, best first
+    hits = live_hits(ctx.services.db, ctx.account_id, rows, [group.pk])[0]  # deleted faces/persons dropped, best first
     if not hits or score_from_cosine(hits[0].score, version) < score_for_far(far, version):
         return None
     with ctx.services.db.read() as s:
@@ -86,13 +85,6 @@ def find_similar_person(ctx: Context, group: Group, feature: np.ndarray, level: 
 
 
 # --- shared helpers -------------------------------------------------------------------------
-
-def ex_values(m: Membership, group: Group) -> list[str]:
-    """The person's ex-description values for the group, one per group field."""
-    values = list(m.ex_descriptions or [])
-    n = len(group.ex_descriptions or [])
-    return (values + [""] * n)[:n]
-
 
 def _person_exists() -> ApiError:
     return value("PersonIdAlreadyExist", "A person with this PersonId already exists.")

@@ -22,26 +22,20 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from ..api.errors import ApiError, failed, invalid, value
+from ..core import versions
+from ..core.errors import ApiError, failed, invalid, value
 from ..index.manager import Hit
-from ..store.schema import Face, Group, Membership, Person
-from ..timing import stage
+from ..services.hits import STALE_SLACK, Rows, person_group_infos
+from ..store.schema import Group
+from ..core.timing import stage
 from ..vision.engine import get_engine
 from ..vision.scores import score_from_cosine
 from . import imaging, limits
-from .persons import ex_values
 from .registry import Context, action
 
 # Documented limits (SearchFaces ... SearchPersonsReturnsByGroup, both API versions).
 MAX_FACE_NUM = 10  # MaxFaceNum: default 1, maximum 10
 DEFAULT_PERSON_NUM = 5  # MaxPersonNum / MaxPersonNumPerGroup default
-# "The maximum number of faces in groups that can be searched for at a time ... is 1 million
-# for v2.0 or 3 million for v3.0."
-SEARCH_FACES_LIMIT = {"2.0": 1_000_000, "3.0": 3_000_000}
-# Hits the index may return for rows deleted a moment ago; asking for this many more keeps
-# MaxPersonNum candidates after they are dropped.
-STALE_SLACK = 5
-_CHUNK = 500  # IN-list size per query (SQLite's bound-parameter limit)
 
 # Result / ResultsReturnsByGroup RetCode values.
 RET_OK = 0
@@ -137,11 +131,6 @@ class Searched:
         return [g.pk for g in self.groups]
 
 
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _searched(ctx: Context, group_ids: list[str], spec: Spec) -> Searched:
     with ctx.services.db.read() as s:
         by_id = {g.group_id: g for g in s.scalars(select(Group).where(
@@ -156,7 +145,7 @@ def _searched(ctx: Context, group_ids: list[str], spec: Spec) -> Searched:
                          "Groups of different FaceModelVersions cannot be searched together: "
                          + ", ".join(f"`{g.group_id}` {g.face_model_version}" for g in groups))
         version = versions.pop()
-        if spec.persons and version != "3.0":
+        if spec.persons and not versions.get(version).person_search:
             raise value("UnsupportedGroupFaceModelVersion",
                         "Person search is available only for FaceModelVersion 3.0 groups.")
         pks = [g.pk for g in groups]
@@ -172,75 +161,11 @@ def check_searchable(faces: int, version: str) -> None:
     """The documented errors for what is in the searched groups: nothing, or too much."""
     if faces == 0:
         raise value("NoFaceInGroups", "There are no faces in the searched groups.")
-    limit = SEARCH_FACES_LIMIT.get(version, SEARCH_FACES_LIMIT["3.0"])
+    limit = versions.get(version).search_faces_limit
     if faces > limit:
         raise failed("SearchFacesExceed",
                      f"The searched groups hold {faces:,} faces; one search may cover at most "
                      f"{limit:,} for FaceModelVersion {version}.")
-
-
-# --- hydration: index hits -> live database rows ----------------------------------------------
-
-class Rows:
-    """The database rows behind a batch of index hits, loaded with a few IN queries.
-
-    ``keep`` is what makes stale hits harmless: the face (for face hits) and the person must
-    still exist in this account, the face must still belong to the person, and the person must
-    still be in one of the allowed groups.
-    """
-
-    def __init__(self, s, account_id: int, hits: Iterable[Hit], group_pks: Collection[int]):
-        hits = list(hits)
-        person_pks = sorted({h.person for h in hits})
-        face_pks = sorted({h.face for h in hits if h.face is not None})
-        groups = list(group_pks)
-        self.persons: dict[int, Person] = {}
-        self.faces: dict[int, tuple[str, int]] = {}  # face pk -> (FaceId, person pk)
-        self.members: set[tuple[int, int]] = set()  # (person pk, group pk)
-        for chunk in _chunks(person_pks):
-            self.persons.update((p.pk, p) for p in s.scalars(
-                select(Person).where(Person.account_id == account_id, Person.pk.in_(chunk))))
-            self.members.update(s.execute(
-                select(Membership.person_pk, Membership.group_pk)
-                .where(Membership.person_pk.in_(chunk), Membership.group_pk.in_(groups))).all())
-        for chunk in _chunks(face_pks):
-            self.faces.update((pk, (fid, ppk)) for pk, fid, ppk in s.execute(
-                select(Face.pk, Face.face_id, Face.person_pk)
-                .where(Face.account_id == account_id, Face.pk.in_(chunk))))
-
-    def keep(self, hit: Hit, group_pks: Iterable[int]) -> bool:
-        if hit.person not in self.persons:
-            return False
-        if hit.face is not None:
-            face = self.faces.get(hit.face)
-            if face is None or face[1] != hit.person:
-                return False
-        return any((hit.person, g) in self.members for g in group_pks)
-
-    def face_id(self, hit: Hit) -> str:
-        return self.faces[hit.face][0] if hit.face is not None else ""
-
-
-def person_group_infos(s, account_id: int, person_pks: Collection[int]) -> dict[int, list[dict]]:
-    """PersonGroupInfos per person: every group that holds the person, with its values of the
-    group's ex-description fields (in the order GetPersonGroupInfo lists them)."""
-    out: dict[int, list[dict]] = {pk: [] for pk in person_pks}
-    for chunk in _chunks(sorted(person_pks)):
-        rows = s.execute(
-            select(Membership, Group).join(Group, Group.pk == Membership.group_pk)
-            .where(Membership.person_pk.in_(chunk), Group.account_id == account_id)
-            .order_by(Membership.person_pk, Membership.created_ms, Group.pk)).all()
-        for m, g in rows:
-            out[m.person_pk].append({"GroupId": g.group_id,
-                                     "PersonExDescriptions": ex_values(m, g)})
-    return out
-
-
-def live_hits(ctx: Context, rows: list[list[Hit]], group_pks: Collection[int]) -> list[list[Hit]]:
-    """``rows`` with every stale hit dropped (see :class:`Rows`); order kept."""
-    with ctx.services.db.read() as s:
-        db = Rows(s, ctx.account_id, (h for row in rows for h in row), group_pks)
-    return [[h for h in row if db.keep(h, group_pks)] for row in rows]
 
 
 # --- the image ----------------------------------------------------------------------------------

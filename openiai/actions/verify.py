@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
-from ..api.errors import value
+from ..core import versions
+from ..core.errors import value
 from ..store.repo import get_person
 from ..store.schema import Face
 from ..vision.scores import DEFAULT_VERIFY_THRESHOLD, score_from_cosine
@@ -53,7 +54,7 @@ def verify_face(ctx: Context, req) -> dict:
 @action("VerifyPerson")
 def verify_person(ctx: Context, req) -> dict:
     version, feats = _person_features(ctx, req.PersonId)
-    if version != "3.0":
+    if not versions.get(version).person_search:
         raise value("UnsupportedGroupFaceModelVersion",
                     "VerifyPerson is available only for persons in FaceModelVersion 3.0 groups.")
     probe = _probe(ctx, req, version)

@@ -16,12 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import actions  # noqa: F401  (registers the handlers)
-from .. import timing
+from ..core import timing
 from ..actions.registry import HANDLERS, Context
 from ..services import Services
-from ..settings import Settings
-from .auth import authenticate
-from .errors import ApiError, invalid
+from ..core.settings import Settings
+from .auth import NonceCache, authenticate
+from ..core.errors import ApiError, invalid
 from .metrics import CONTENT_TYPE_LATEST, AccountNames, Metrics
 from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
 from .ratelimit import RateLimiter
@@ -76,10 +76,10 @@ def _resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
     return version, action
 
 
-def _authenticate_and_validate(req, services: Services, seen: dict,
+def _authenticate_and_validate(req, services: Services, nonces: NonceCache, seen: dict,
                                rate_limiter: RateLimiter | None = None,
                                names: AccountNames | None = None):
-    key = authenticate(req, services.keys.lookup, services.nonces)
+    key = authenticate(req, services.keys.lookup, nonces)
     seen["account_id"] = key.account_id  # for the log line, even if validation fails
     version, action = _resolve_action(req.version, req.action)
     if rate_limiter is not None:
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     names = AccountNames(services.db)
     metrics = Metrics(services, names)
     rate_limiter = RateLimiter.from_settings(services.settings)
+    nonces = NonceCache()  # v1 signatures seen in the last 5 minutes (replay protection)
     warm = {"models": "loading"}
 
     async def endpoint(request: Request) -> Response:
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # they run off the event loop; not under the handlers' limiter, so a cheap request
             # is not queued behind inference.
             key, version, action, model = await anyio.to_thread.run_sync(
-                _authenticate_and_validate, req, services, seen, rate_limiter, names)
+                _authenticate_and_validate, req, services, nonces, seen, rate_limiter, names)
             ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
                           services=services)
             payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,

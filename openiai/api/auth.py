@@ -11,19 +11,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from . import signing
-from .errors import ApiError
+from ..core.errors import ApiError
+from ..store.keys import KeyRecord
 from .protocol import ApiRequest, Tc3Credentials, V1Credentials
 
 MAX_SKEW_SECONDS = 300
-
-
-class KeyRecord:
-    """What auth needs to know of a key: its secret and the account that owns it."""
-
-    def __init__(self, secret_id: str, secret_key: str, account_id: int) -> None:
-        self.secret_id = secret_id
-        self.secret_key = secret_key
-        self.account_id = account_id
 
 
 KeyLookup = Callable[[str], KeyRecord | None]

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the app)
 from prometheus_client.core import GaugeMetricFamily
 
-from ..timing import STAGES
+from ..core.timing import STAGES
 from .wire_schema import ACTIONS
 
 log = logging.getLogger("openiai.metrics")

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from .errors import ApiError, invalid
+from ..core.errors import ApiError, invalid
 
 # Body limits from the seed's Request Structure: GET 32 KB, v1 POST 1 MB, TC3 POST 10 MB.
 MAX_GET_BYTES = 32 * 1024

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import ApiError
+from ..core.errors import ApiError
 
 log = logging.getLogger("openiai.ratelimit")
 

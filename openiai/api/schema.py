@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .errors import ApiError
+from ..core.errors import ApiError
 from .wire_schema import ACTIONS, MODELS
 
 UINT64_MAX = 2**64 - 1

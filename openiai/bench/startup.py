@@ -27,8 +27,9 @@ from rich.table import Table
 from sqlalchemy import insert
 
 from ..services import Services
-from ..settings import Settings
-from ..store.db import Database, now_ms
+from ..core.settings import Settings
+from ..core.clock import now_ms
+from ..store.db import Database
 from ..store.schema import Face, Group, Membership, Person
 from .lfw import OUT_DIR, load_embeddings
 from .search import Dataset, rss_bytes

@@ -28,12 +28,13 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
+from ..core.changes import KINDS, Change
+from ..core.features import as_vector, fuse, normalize
 from .arrays import Grow, IntMap, RWLock
 from .backend import Allowed, VectorBackend
 from .faiss_backend import DEFAULT_EXACT_THRESHOLD, FaissBackend
@@ -50,53 +51,6 @@ class Hit(NamedTuple):
     face: int | None  # face pk (None for a person-level hit)
     person: int  # person pk
     score: float  # cosine similarity (inner product of unit vectors)
-
-
-# Change kinds (payload keys in brackets):
-#   face_upsert        {face, person, vector}        insert or replace one face
-#   face_remove        {faces: [pk, ...]}
-#   person_upsert      {person, vector, groups?}     fused vector; groups (optional) = full list
-#   person_remove      {persons: [pk, ...]}          also drops the persons' faces
-#   memberships_add    {person, groups: [...]}
-#   memberships_remove {person, groups: [...]}
-#   group_remove       {group}                       every membership of the group
-#   collection_drop    {}                            the whole (account, version)
-KINDS = frozenset({
-    "face_upsert", "face_remove", "person_upsert", "person_remove", "memberships_add",
-    "memberships_remove", "group_remove", "collection_drop",
-})
-
-
-@dataclass(frozen=True)
-class Change:
-    seq: int
-    kind: str
-    account: Any
-    version: str
-    payload: dict = field(default_factory=dict)
-
-
-def as_vector(v, dim: int = DIM) -> np.ndarray:
-    """float32 (dim,) from a numpy array, a list of floats or little-endian float32 bytes."""
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        a = np.frombuffer(bytes(v), dtype="<f4")
-    else:
-        a = np.asarray(v, dtype=np.float32)
-    a = a.reshape(-1).astype(np.float32, copy=False)
-    if a.shape[0] != dim:
-        raise ValueError(f"vector has {a.shape[0]} dimensions, expected {dim}")
-    return a
-
-
-def normalize(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float32)
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(norm, 1e-12)
-
-
-def fuse(face_vectors) -> np.ndarray:
-    """A person's fused vector: the normalised mean of its (unit) face vectors."""
-    return normalize(np.mean(np.asarray(face_vectors, np.float32).reshape(-1, DIM), axis=0))
 
 
 BackendFactory = Callable[[], VectorBackend]

@@ -22,8 +22,9 @@ import numpy as np
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ..index.manager import Change, fuse
-from .db import now_ms
+from ..core.changes import Change
+from ..core.clock import now_ms
+from ..core.features import from_bytes, fuse
 from .schema import Face, Group, IndexChange, Membership, Person
 
 _PENDING = "index_changes"  # session.info key: list[Change] recorded in this transaction
@@ -68,7 +69,7 @@ def finish(s: Session) -> None:
     for pk, account_id, version in persons:
         blobs = list(s.scalars(select(Face.feature).where(Face.person_pk == pk)))
         groups = sorted(s.scalars(select(Membership.group_pk).where(Membership.person_pk == pk)))
-        vector = fuse(np.stack([np.frombuffer(b, "<f4") for b in blobs])) if blobs else None
+        vector = fuse(np.stack([from_bytes(b) for b in blobs])) if blobs else None
         record(s, account_id, version, "person_upsert", {"person": pk, "groups": groups}, vector)
 
 

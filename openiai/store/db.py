@@ -11,7 +11,6 @@ reader that has seen seq N has seen everything before it.
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -23,12 +22,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import changes
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITER_LOCK_KEY = 0x6F70656E696169  # pg_advisory_xact_lock key of the single-writer lock
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def make_engine(url: str) -> Engine:
@@ -90,8 +87,6 @@ class Database:
 
         The index changes it recorded (:mod:`openiai.store.changes`) are handed to
         :attr:`on_commit` after the commit, before the next writer may start."""
-        from . import changes
-
         with self._write_lock:
             conn = self.engine.connect()
             if self.is_sqlite:

@@ -13,24 +13,14 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ..core.clock import now_ms
+from ..core.features import from_bytes, to_bytes
 from . import changes
-from .db import now_ms
 from .schema import Face, Person
-
-FEATURE_DTYPE = np.dtype("<f4")  # float32 little-endian
-
 
 def new_face_id() -> str:
     """A random 19-digit string, shaped like Tencent's FaceIds (e.g. "2875186538564559728")."""
     return str(10**18 + secrets.randbelow(9 * 10**18))
-
-
-def feature_bytes(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype=FEATURE_DTYPE).tobytes()
-
-
-def feature_array(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=FEATURE_DTYPE)
 
 
 def crop_png(crop: np.ndarray) -> bytes:
@@ -50,7 +40,7 @@ def add_face(s: Session, *, account_id: int, person_pk: int, model_version: str,
     x, y, w, h = rect
     face = Face(account_id=account_id, face_id=new_face_id(), person_pk=person_pk,
                 face_model_version=model_version, x=x, y=y, width=w, height=h,
-                feature=feature_bytes(feature), aligned_crop=crop_png(crop),
+                feature=to_bytes(feature), aligned_crop=crop_png(crop),
                 quality=quality, created_ms=now_ms())
     s.add(face)
     s.flush()

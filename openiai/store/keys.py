@@ -15,9 +15,19 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from ..api.auth import KeyRecord
-from .db import Database, now_ms
+from ..core.clock import now_ms
+from .db import Database
 from .schema import Account, ApiKey
+
+
+class KeyRecord:
+    """What auth needs to know of a key: its secret and the account that owns it."""
+
+    def __init__(self, secret_id: str, secret_key: str, account_id: int) -> None:
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.account_id = account_id
+
 
 _ALNUM = string.ascii_letters + string.digits
 CACHE_SECONDS = 5.0  # default; OPENIAI_KEY_CACHE_SECONDS overrides it (0 turns the cache off)

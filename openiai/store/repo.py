@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..api.errors import value
+from ..core.errors import value
 from .schema import Face, Group, Membership, Person
 
 
@@ -57,3 +57,10 @@ def group_counts(s: Session, group_pk: int) -> tuple[int, int]:
 def person_group_count(s: Session, person_pk: int) -> int:
     return s.scalar(select(func.count()).select_from(Membership)
                     .where(Membership.person_pk == person_pk)) or 0
+
+
+def ex_values(m: Membership, group: Group) -> list[str]:
+    """The person's ex-description values for the group, one per group field."""
+    values = list(m.ex_descriptions or [])
+    n = len(group.ex_descriptions or [])
+    return (values + [""] * n)[:n]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from openiai import timing
+from openiai.core import timing
 from openiai.vision import align as _align
 from openiai.vision import models
 from openiai.vision.detector import DEFAULT_SCORE_THRESHOLD, YuNet

@@ -34,8 +34,8 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from openiai import timing
-from openiai.api.errors import ApiError, failed, value
+from openiai.core import timing
+from openiai.core.errors import ApiError, failed, value
 from openiai.vision.types import DecodedImage
 
 MAX_BASE64_CHARS = 5 * 1024 * 1024

@@ -4,7 +4,7 @@ The IAI docs (CompareFace/VerifyFace "Score") define scores by FAR, not by geome
 "the 0.1%, 0.01%, and 0.001% FARs on v3.0 correspond to scores of 40, 50, and 60 ... the
 0.1%, 0.01%, and 0.001% FARs on v2.0 correspond to scores of 70, 80, and 90".
 
-``calibration.json`` (written by ``openiai.vision.calibrate``) holds, for our recognizer, the
+``calibration.json`` (written by ``openiai.bench.calibrate``) holds, for our recognizer, the
 impostor-cosine quantile at each FAR measured on LFW (all cross-identity pairs). The score is
 a piecewise-linear, strictly increasing map of the cosine through the knots
 (cosine -1 -> 0, cosine at FAR f -> the version's score for f, cosine 1 -> 100). Anchor
@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import versions
+
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 
-ANCHOR_SCORES: dict[str, dict[float, float]] = {
-    "3.0": {0.5: 10.0, 1e-1: 20.0, 1e-2: 30.0, 1e-3: 40.0, 1e-4: 50.0, 1e-5: 60.0, 1e-6: 70.0},
-    "2.0": {0.5: 40.0, 1e-1: 50.0, 1e-2: 60.0, 1e-3: 70.0, 1e-4: 80.0, 1e-5: 90.0},
-}
 
 # VerifyFace, "IsMatch: Whether the person is the one in the image. The fixed threshold score
 # is 60." (IAI API 2020-03-03, VerifyFace output parameters). VerifyPerson's doc names no
@@ -50,7 +48,7 @@ def calibration() -> dict:
 def anchors(model_version: str = "3.0", table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(cosines, scores) knots of the map, strictly increasing in both."""
     table = table or calibration()
-    wanted = ANCHOR_SCORES.get(model_version) or ANCHOR_SCORES["3.0"]
+    wanted = versions.get(model_version).anchor_scores
     knots = [(-1.0, 0.0)]
     for row in sorted(table["anchors"], key=lambda r: r["cosine"]):
         score = wanted.get(float(row["far"]))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from .api.auth import NonceCache
-from .index.manager import IndexManager
-from .index.sync import IndexSync
-from .settings import Settings
-from .store.db import Database
-from .store.keys import KeyStore, load_master_key
+from ..core.settings import Settings
+from ..index.manager import IndexManager
+from ..store.db import Database
+from ..store.keys import KeyStore, load_master_key
+from .index_sync import IndexSync
 
 
 class Services:
-    """Database, keys, nonces and the vector index.
+    """Database, keys and the vector index.
 
     ``owner`` marks the process that keeps index snapshots and prunes the change log (the
     server); other processes on the same database (``openiai import``) only read the log.
@@ -25,7 +24,6 @@ class Services:
         self.db = Database(settings.db_url)
         self.db.migrate()
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path))
-        self.nonces = NonceCache()
         self.index: IndexManager | None = None
         self.index_sync: IndexSync | None = None
         if with_index:

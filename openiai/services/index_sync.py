@@ -27,9 +27,12 @@ import numpy as np
 from sqlalchemy import delete, func, select
 
 from ..store.changes import as_change
-from ..store.db import Database, now_ms
+from ..core.clock import now_ms
+from ..store.db import Database
 from ..store.schema import Face, IndexChange, IndexState, Membership, Person
-from .manager import Change, IndexManager, normalize
+from ..core.changes import Change
+from ..core.features import normalize
+from ..index.manager import IndexManager
 
 log = logging.getLogger("openiai.index")
 

@@ -1,13 +1,13 @@
 """Measure SFace's impostor-cosine distribution on LFW and write ``calibration.json``.
 
 Every LFW image (9,056) is embedded once through the production pipeline
-(:func:`openiai.vision.evaluate.embed_files`); the cosines of all cross-identity pairs
+(:func:`openiai.bench.evaluate.embed_files`); the cosines of all cross-identity pairs
 (~41 M) form the impostor distribution. For each FAR f in 0.5 .. 1e-6 the table stores the
 cosine c_f such that a fraction f of the impostor pairs have cosine >= c_f. A FAR is kept
 only if at least MIN_TAIL_PAIRS impostor pairs lie at or above it, so the anchor is measured,
 not extrapolated. :mod:`openiai.vision.scores` turns these anchors into the score map.
 
-    python -m openiai.vision.calibrate [--lfw DIR] [--cache /tmp/lfw_sface_centre.npz]
+    python -m openiai.bench.calibrate [--lfw DIR] [--cache /tmp/lfw_sface_centre.npz]
 """
 
 from __future__ import annotations
@@ -20,31 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from openiai.vision import evaluate, models, scores
+from openiai.bench import evaluate
+from openiai.vision import models, scores
 
 FARS = (0.5, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # An anchor needs this many impostor pairs above it. At 1e-6 LFW offers 41 pairs, most of
-# them label noise (below), so that anchor is left out rather than fitted to errors.
+# them label noise (evaluate.ALIASES), so that anchor is left out rather than fitted to errors.
 MIN_TAIL_PAIRS = 100
-# LFW files some people under two names; their cross-"identity" pairs are genuine, not
-# impostors. Found by listing the identity pairs with the most cosines above 0.45.
-ALIASES = (
-    ("Choi_Sung-hong", "Sung_Hong_Choi"),
-    ("Joseph_Blatter", "Sepp_Blatter"),
-    ("Mireya_Elisa_Moscoso_Rodriguez", "Mireya_Moscoso"),
-    ("John_Gruden", "Jon_Gruden"),
-    ("Nan_Wang", "Wang_Nan"),
-    ("Hasan_Wirayuda", "Hassan_Wirajuda"),
-    ("Chyung_Dai-chul", "Dai_Chul_Chyung"),
-)
 
-
-def merge_aliases(paths: list[Path]) -> np.ndarray:
-    """Identity ids with each alias pair counted as one person."""
-    canon = {b: a for a, b in ALIASES}
-    names = [canon.get(Path(p).parent.name, Path(p).parent.name) for p in paths]
-    _, ids = np.unique(names, return_inverse=True)
-    return ids
 
 
 def impostor_cosines(emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -77,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Centre face, not largest: the labelled person (see evaluate.pick_face).
     emb, status, seconds = evaluate.embed_files(paths, args.workers, args.cache, "calibrating", policy="centre")
-    ids = merge_aliases(paths)
+    ids = evaluate.merge_aliases(paths)
     imp = impostor_cosines(emb, ids)
     rows = build_table(imp)
     det = models.find_model(models.DETECTOR_FILES)
@@ -88,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "recognizer_sha256": models.sha256_of(rec),
         "detector": det.name,
         "dataset": f"LFW deep-funneled, {len(paths)} images, {int(ids.max()) + 1} identities "
-                   f"({len(ALIASES)} LFW name aliases merged); face nearest the centre",
+                   f"({len(evaluate.ALIASES)} LFW name aliases merged); face nearest the centre",
         "impostor_pairs": int(len(imp)),
         "impostor_cosine_mean": round(float(imp.mean()), 6),
         "impostor_cosine_std": round(float(imp.std()), 6),

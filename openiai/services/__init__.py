@@ -1,0 +1,11 @@
+"""The services layer: what actions call below HTTP, and what a running server holds.
+
+* :mod:`.runtime` - :class:`Services`, the long-lived parts built once from Settings;
+* :mod:`.index_sync` - keeps the vector index equal to the database (snapshot + change log);
+* :mod:`.faces` - the face pipeline: image -> faces -> features / attributes;
+* :mod:`.hits` - index hits checked against the live database rows.
+"""
+
+from .runtime import Services
+
+__all__ = ["Services"]
