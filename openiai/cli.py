@@ -10,7 +10,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .core.settings import Settings
+from .core.settings import Settings, SettingsError
 
 SDK_SNIPPET = """\
 # pip install tencentcloud-sdk-python-iai
@@ -158,7 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .importer import add_arguments as _import_arguments
     _import_arguments(imp)
     _add_common(imp)
+    imp.add_argument("--model-dir", help="directory of model files (OPENIAI_MODEL_DIR)")
     imp.set_defaults(func=cmd_import)
+
+    mdl = sub.add_parser("models", help="list the model files this configuration loads")
+    mdl.add_argument("--model-dir", help="directory of model files (OPENIAI_MODEL_DIR)")
+    mdl.add_argument("--load", action="store_true", help="load each model (checks its sha256)")
+    mdl.add_argument("--json", action="store_true", help="print a JSON array")
+    mdl.set_defaults(func=cmd_models)
 
     ev = sub.add_parser("eval", help="evaluate the engine (e.g. `openiai eval lfw`)")
     ev.add_argument("rest", nargs=argparse.REMAINDER)
@@ -182,9 +189,33 @@ def _delegate(module: str, argv: list[str]) -> int:
     return importlib.import_module(module).main(argv) or 0
 
 
+def cmd_models(args) -> int:
+    """The model zoo as this configuration resolves it: name, file, source, state."""
+    from .services.faces import FacePipeline
+
+    pipeline = FacePipeline.from_settings(_settings(args))
+    if args.load:
+        for name in pipeline.zoo.names():
+            try:
+                pipeline.zoo.get(name)
+            except Exception:  # reported per model below
+                pass
+    rows = pipeline.zoo.describe()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['name']}\t{r['state']}\t{r['file']}\n\t{r['source']}")
+    return 0 if all(r["state"] == "ok" for r in rows) or not args.load else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SettingsError as exc:  # one clear line, not a traceback
+        print(f"openiai: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

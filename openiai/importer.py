@@ -678,9 +678,7 @@ def run_cli(args, settings) -> int:
         except ImportError_ as exc:
             console.print(f"[red]error:[/red] {exc}")
             return 2
-        from .vision.engine import get_engine
-
-        get_engine().warmup()
+        services.faces.warmup()
 
         def on_term(_sig, _frm):
             raise KeyboardInterrupt

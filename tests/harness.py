@@ -51,6 +51,7 @@ class Server:
         if database_url:
             self.env["OPENIAI_DATABASE_URL"] = database_url
         self.log_path = self.data_dir / "server.log"
+        self.serve_args: list[str] = []  # extra `openiai serve` flags
         self._keys = None
 
     @property
@@ -82,7 +83,8 @@ class Server:
     def start(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*OPENIAI, "serve", "--port", str(self.port)], env=self.env,
+        self.proc = subprocess.Popen([*OPENIAI, "serve", "--port", str(self.port), *self.serve_args],
+                                     env=self.env,
                                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from pathlib import Path
 
@@ -37,8 +38,19 @@ def load_bgr(rel: str):
     return img
 
 
-def detect_all(pixels):
-    """Every face the engine finds, with the permissive settings the label checks use."""
-    from openiai.vision.engine import get_engine
+@functools.cache
+def zoo():
+    """One model zoo for the vision label tests (the bundled model files)."""
+    from openiai.vision.models import ModelZoo
 
-    return list(get_engine().detect(pixels, min_face_size=16, max_faces=100, score_threshold=0.5))
+    return ModelZoo()
+
+
+def detect_all(pixels):
+    """Every face the detector finds, with the permissive settings the label checks use."""
+    return list(zoo().get("yunet").detect(pixels, 16, 100, 0.5))
+
+
+def landmarks68(pixels, face):
+    """dlib's 68 points for one detected face."""
+    return zoo().get("dlib68").get(pixels, face)

@@ -160,8 +160,9 @@ def test_key_cache_ttl_in_process(tmp_path, monkeypatch):
     db.migrate()
     fernet = load_master_key(settings.master_key_path)
     monkeypatch.setenv("OPENIAI_KEY_CACHE_SECONDS", "0.2")
-    server_side, cli_side = KeyStore(db, fernet), KeyStore(db, fernet)
-    assert server_side.cache_seconds == 0.2
+    ttl = Settings.from_env().key_cache_seconds
+    assert ttl == 0.2
+    server_side, cli_side = KeyStore(db, fernet, ttl), KeyStore(db, fernet, ttl)
     sid, skey = cli_side.create_key("x")
     assert server_side.lookup(sid).secret_key == skey
     cli_side.set_enabled(sid, False)  # another process: server_side's cache still has it
@@ -169,5 +170,5 @@ def test_key_cache_ttl_in_process(tmp_path, monkeypatch):
     time.sleep(0.25)
     assert server_side.lookup(sid) is None
     monkeypatch.setenv("OPENIAI_KEY_CACHE_SECONDS", "")
-    assert KeyStore(db, fernet).cache_seconds == 5.0
+    assert Settings.from_env().key_cache_seconds == KeyStore(db, fernet).cache_seconds == 5.0
     db.dispose()

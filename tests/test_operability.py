@@ -88,8 +88,8 @@ def test_readyz_on_a_running_server(ops_server):
     resp = wait_ready(ops_server)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
-    assert resp.json() == {"status": "ready",
-                           "checks": {"models": "ok", "database": "ok", "index": "ok"}}
+    assert resp.json() == {"status": "ready", "checks": {
+        "models": {"yunet": "ok", "sface": "ok", "dlib68": "ok"}, "database": "ok", "index": "ok"}}
     assert httpx.get(f"http://{ops_server.endpoint}/healthz").json() == {"status": "ok"}
 
 
@@ -117,8 +117,6 @@ def _wait_ready_inproc(client) -> None:
 def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
     from sqlalchemy import create_engine
 
-    from openiai.vision.engine import FaceEngine
-
     app, client = inproc_app
     services = app.state.services
     _wait_ready_inproc(client)
@@ -131,7 +129,8 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
         services.index = index
     assert resp.status_code == 503
     assert resp.json() == {"status": "not ready", "checks": {
-        "models": "ok", "database": "ok", "index": "no vector index"}}
+        "models": {"yunet": "ok", "sface": "ok", "dlib68": "ok"}, "database": "ok",
+        "index": "no vector index"}}
 
     good = services.db.engine
     services.db.engine = create_engine(f"sqlite:///{services.settings.data_dir}/no/such/dir.db")
@@ -144,10 +143,17 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
     checks = resp.json()["checks"]
     assert checks["database"].startswith("OperationalError") and checks["index"] == "ok"
 
-    monkeypatch.setattr(FaceEngine, "loaded", lambda self, *a: False)
-    resp = client.get("/readyz")
-    assert resp.status_code == 503 and resp.json()["checks"]["models"] != "ok"
-    monkeypatch.undo()
+    # A model that is not loaded (here: dropped from the zoo's cache) makes the server not
+    # ready, and /readyz names it.
+    zoo = services.faces.zoo
+    sface = zoo._models.pop("sface")
+    try:
+        resp = client.get("/readyz")
+    finally:
+        zoo._models["sface"] = sface
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["models"] == {"yunet": "ok", "sface": "not loaded",
+                                               "dlib68": "ok"}
     assert client.get("/readyz").status_code == 200
 
 

@@ -74,7 +74,7 @@ def test_parse_rejects(config, needle):
 
 def test_off_by_default(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENIAI_RATE_LIMITS", raising=False)
-    limiter = RateLimiter.from_settings(Settings(data_dir=tmp_path))
+    limiter = RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))
     assert _allowed(limiter, "a", "DetectFace", 1000) == 1000
 
 
@@ -119,7 +119,7 @@ def test_error_is_the_documented_code_with_a_useful_message():
 
 def test_account_name_is_only_looked_up_when_limits_exist(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENIAI_RATE_LIMITS", raising=False)
-    limiter = RateLimiter.from_settings(Settings(data_dir=tmp_path))
+    limiter = RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))
 
     def boom():
         raise AssertionError("name looked up with no limits configured")
@@ -129,27 +129,27 @@ def test_account_name_is_only_looked_up_when_limits_exist(tmp_path, monkeypatch)
 
 def test_settings_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENIAI_RATE_LIMITS", '{"a": {"*": 1}}')
-    assert _allowed(RateLimiter.from_settings(Settings(data_dir=tmp_path)), "a", "X", 3) == 1
+    assert _allowed(RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path)), "a", "X", 3) == 1
     path = tmp_path / "limits.json"
     path.write_text('{"a": {"*": {"rate": 1, "burst": 2}}}')
     monkeypatch.setenv("OPENIAI_RATE_LIMITS", str(path))
-    assert _allowed(RateLimiter.from_settings(Settings(data_dir=tmp_path)), "a", "X", 3) == 2
+    assert _allowed(RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path)), "a", "X", 3) == 2
     monkeypatch.setenv("OPENIAI_RATE_LIMITS", str(tmp_path / "missing.json"))
     with pytest.raises(RateLimitConfigError, match="does not exist"):
-        RateLimiter.from_settings(Settings(data_dir=tmp_path))
+        RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))
     monkeypatch.setenv("OPENIAI_RATE_LIMITS", "{not json")
     with pytest.raises(RateLimitConfigError, match="not valid JSON"):
-        RateLimiter.from_settings(Settings(data_dir=tmp_path))
+        RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))
     path.write_text('{"a": {"*": 0}}')
     monkeypatch.setenv("OPENIAI_RATE_LIMITS", str(path))
     with pytest.raises(RateLimitConfigError, match="rate must be > 0"):
-        RateLimiter.from_settings(Settings(data_dir=tmp_path))
+        RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))
 
 
 def test_default_file_is_watched_and_reloaded(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENIAI_RATE_LIMITS", raising=False)
     path = tmp_path / "rate_limits.json"
-    assert RateLimiter.from_settings(Settings(data_dir=tmp_path))._path == path
+    assert RateLimiter.from_settings(Settings.from_env(data_dir=tmp_path))._path == path
     clock = Clock()
     limiter = RateLimiter(path=path, clock=clock)
     assert _allowed(limiter, "a", "X", 5) == 5  # no file yet: no limits

@@ -12,20 +12,29 @@ import numpy as np
 import pytest
 
 from openiai.bench import evaluate
-from openiai.vision import models, scores
+from openiai.core import versions
+from openiai.core.settings import Settings
+from openiai.services.faces import FacePipeline
+from openiai.vision import scores
 from openiai.vision.align import align
-from openiai.vision.engine import get_engine
 from openiai.vision.image import decode_bytes
+from openiai.vision.models import SFace, YuNet, ModelIntegrityError, ModelZoo
+from openiai.vision.models.files import verify
+from openiai.vision.onnx_graph import create_session, fold_dequantization
+from openiai.vision.rotation import detect_rotated
 from openiai.vision.types import Face
+
+YUNET_INT8BQ, SFACE_INT8BQ = YuNet.FILE.names[0], SFace.FILE.names[0]
+SFACE_FP32 = SFace.FILE.names[1]
 
 DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
 
 
 @pytest.fixture(scope="module")
-def engine():
-    e = get_engine()
-    e.warmup()
+def engine() -> FacePipeline:
+    e = FacePipeline.from_settings(Settings.from_env())
+    e.warmup(("yunet", "sface"))
     return e
 
 
@@ -37,49 +46,53 @@ def load(rel: str) -> np.ndarray:
 
 
 def test_sha256_mismatch_is_refused(tmp_path):
-    fake = tmp_path / models.YUNET_INT8BQ
+    fake = tmp_path / YUNET_INT8BQ
     fake.write_bytes(b"not the model")
-    with pytest.raises(models.ModelIntegrityError, match="sha256"):
-        models.verify_file(fake)
-    with pytest.raises(models.ModelIntegrityError):
-        models.create_session(fake, {})
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        verify(fake, YuNet.FILE)
+    zoo = ModelZoo(tmp_path)
+    with pytest.raises(ModelIntegrityError):
+        zoo.get("yunet")
+    assert zoo.status()["yunet"].startswith("ModelIntegrityError")
+    assert not zoo.loaded("yunet")
 
 
-def test_model_dir_override_prefers_operator_files(tmp_path, monkeypatch):
-    (tmp_path / models.SFACE_INT8BQ).write_bytes(b"tampered")
-    monkeypatch.setenv("OPENIAI_MODEL_DIR", str(tmp_path))
-    path = models.find_model(models.RECOGNIZER_FILES)
-    assert path.parent == tmp_path
-    with pytest.raises(models.ModelIntegrityError):
-        models.verify_file(path)
+def test_model_dir_override_prefers_operator_files(tmp_path):
+    (tmp_path / SFACE_INT8BQ).write_bytes(b"tampered")
+    zoo = ModelZoo(tmp_path)
+    assert zoo.path("sface").parent == tmp_path
+    assert zoo.path("yunet").parent != tmp_path  # not in the folder: the bundled file
+    with pytest.raises(ModelIntegrityError):
+        zoo.get("sface")
 
 
-def test_unknown_model_file_loads_with_a_warning(tmp_path, monkeypatch, caplog):
+def test_unknown_model_file_loads_with_a_warning(tmp_path, caplog):
     """An operator-supplied file we hold no digest for (e.g. the fp32 zoo build) is used, with a warning."""
     import onnx
 
-    folded = models.fold_dequantization(onnx.load(str(models.find_model(models.RECOGNIZER_FILES))))
-    onnx.save(folded, str(tmp_path / models.SFACE_FP32))
-    monkeypatch.setenv("OPENIAI_MODEL_DIR", str(tmp_path))
-    path = models.find_model(models.RECOGNIZER_FILES)
-    assert path.name == models.SFACE_FP32
-    with caplog.at_level("WARNING", logger="openiai.vision.models"):
-        session = models.create_session(path, {0: "batch"})
+    bundled = ModelZoo().path("sface")
+    onnx.save(fold_dequantization(onnx.load(str(bundled))), str(tmp_path / SFACE_FP32))
+    zoo = ModelZoo(tmp_path)
+    assert zoo.path("sface").name == SFACE_FP32
+    with caplog.at_level("WARNING", logger="openiai.vision.models.files"):
+        sface = zoo.get("sface")
     assert "No known sha256" in caplog.text
-    x = np.random.default_rng(1).uniform(0, 255, (2, 3, 112, 112)).astype(np.float32)
-    assert session.run(None, {"data": x})[0].shape == (2, 128)
+    x = np.random.default_rng(1).integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
+    assert sface.embed(list(x)).shape == (2, 128)
 
 
 def test_bundled_files_pass_their_check():
-    for files in (models.DETECTOR_FILES, models.RECOGNIZER_FILES):
-        models.verify_file(models.find_model(files))
+    zoo = ModelZoo()
+    for name, cls in zoo.classes.items():
+        verify(zoo.path(name), cls.FILE)
 
 
 def test_model_versions_select_a_recognizer():
-    assert models.recognizer_for("3.0").name == models.recognizer_for("2.0").name == "sface"
-    assert models.recognizer_for(None).dim == 128
+    assert versions.get("3.0").recognizer == versions.get("2.0").recognizer == "sface"
+    assert versions.get(None).dim == 128
+    assert set(versions.recognizers()) <= set(ModelZoo().names())
     with pytest.raises(ValueError):
-        models.recognizer_for("9.9")
+        versions.get("9.9")
 
 
 # ------------------------------------------------------------------ OpenCV parity
@@ -88,12 +101,12 @@ def test_model_versions_select_a_recognizer():
 @needs_data
 def test_detector_and_alignment_match_opencv(engine):
     """Our onnxruntime YuNet rows and alignment equal OpenCV FaceDetectorYN / alignCrop."""
-    path = str(models.find_model(models.DETECTOR_FILES))
+    path = str(engine.zoo.path("yunet"))
     cv_det = cv2.FaceDetectorYN.create(path, "", (320, 320), 0.8, 0.3, 5000)
-    cv_rec = cv2.FaceRecognizerSF.create(str(models.find_model(models.RECOGNIZER_FILES)), "")
+    cv_rec = cv2.FaceRecognizerSF.create(str(engine.zoo.path("sface")), "")
     for rel in ("face-api.js/examples/images/bbt1.jpg", "facenet-pytorch/data/multiface.jpg", "lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg"):
         img = load(rel)
-        ours = engine.detector.run(img, 0.8)
+        ours = engine.zoo.get("yunet").run(img, 0.8)
         cv_det.setInputSize((img.shape[1], img.shape[0]))
         _, theirs = cv_det.detect(img)
         assert theirs is not None and len(ours) == len(theirs) > 0
@@ -107,25 +120,26 @@ def test_detector_and_alignment_match_opencv(engine):
 @needs_data
 def test_dequantized_sface_matches_opencv_dnn(engine):
     """Folding the block-quantised weights changes nothing: same vector as OpenCV's DNN run."""
-    net = cv2.dnn.readNetFromONNX(str(models.find_model(models.RECOGNIZER_FILES)))
+    net = cv2.dnn.readNetFromONNX(str(engine.zoo.path("sface")))
     img = load("lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
-    crop = engine.align(img, engine.detect(img)[0])
+    crop = engine.aligned_crop(img, engine.detect(img)[0], "3.0")
     net.setInput(cv2.dnn.blobFromImage(crop, 1, (112, 112), (0, 0, 0), True, False), "data")
     ref = net.forward().reshape(-1)
     ref /= np.linalg.norm(ref)
-    ours = engine.embed([crop])[0]
+    ours = engine.zoo.get("sface").embed([crop])[0]
     assert float(ours @ ref) > 0.9999
 
 
 def test_embeddings_are_unit_rows_and_batching_changes_nothing(engine):
+    sface = engine.zoo.get("sface")
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(3)]
-    batch = engine.embed(crops)
+    batch = sface.embed(crops)
     assert batch.shape == (3, 128) and batch.dtype == np.float32
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
-    single = np.stack([engine.embed([c])[0] for c in crops])
+    single = np.stack([sface.embed([c])[0] for c in crops])
     assert np.abs(batch - single).max() < 1e-4
-    assert engine.embed([]).shape == (0, 128)
+    assert sface.embed([]).shape == (0, 128)
 
 
 # ------------------------------------------------------------------ detection
@@ -211,15 +225,17 @@ def test_rotated_detection(engine, angle):
     Plain detection is fooled here (sideways/upside-down faces reported upright at ~0.83)."""
     upright = load("insightface/inspireface_test_res/data/rotate/rot_0.jpg")
     turned = load(f"insightface/inspireface_test_res/data/rotate/rot_{angle}.jpg")
-    result = engine.detect_rotated(turned)
+    yunet = engine.zoo.get("yunet")
+    result = detect_rotated(lambda p: yunet.detect(p, 34, 1), turned)
     assert result.rotation == (360 - angle) % 360
     assert len(result.faces) == 1
     face = result.faces[0]
     h, w = turned.shape[:2]
     assert np.all((face.landmarks >= -5) & (face.landmarks <= [w + 5, h + 5]))
     # aligning on the ORIGINAL pixels with the mapped landmarks gives the same identity
-    ref = engine.features(upright, engine.detect(upright))[0]
-    got = engine.features(turned, result.faces)[0]
+    ref = engine.feature(upright, engine.detect(upright)[0], "3.0")
+    got = engine.feature(turned, result.faces[0], "3.0")
+    assert engine.detect(turned, rotate=True)[0].box.tolist() == face.box.tolist()
     assert float(ref @ got) > 0.8
 
 
@@ -249,8 +265,7 @@ def test_same_person_scores_higher_than_strangers(engine):
     a = load("lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
     folder = DATA / "insightface/inspireface_test_res/data/bulk"
     r1, r2 = load(str(folder / "Rob_Lowe_0001.jpg")), load(str(folder / "Rob_Lowe_0002.jpg"))
-    e = engine.features
-    ea, e1, e2 = (e(x, engine.detect(x))[0] for x in (a, r1, r2))
+    ea, e1, e2 = (engine.feature(x, engine.detect(x)[0], "3.0") for x in (a, r1, r2))
     assert scores.score_from_cosine(float(e1 @ e2)) >= 60
     assert scores.score_from_cosine(float(ea @ e1)) < 40
 

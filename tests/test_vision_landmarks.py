@@ -18,8 +18,8 @@ import pytest
 
 from conftest import TESTDATA
 from images import detect_all as detect
+from images import landmarks68
 from images import load_bgr as load
-
 from openiai.vision import landmarks as L
 from openiai.vision.types import Face
 
@@ -62,7 +62,7 @@ def xml_errors():
         near = [f for f in faces if np.linalg.norm(f.box[:2] + f.box[2:] / 2 - centre) < 0.5 * box[2]]
         assert near, f"no detection for the annotated face at {box} in {rel}"
         face = min(near, key=lambda f: np.linalg.norm(f.box[:2] + f.box[2:] / 2 - centre))
-        errs.append(nme(L.landmarks68(img, face), gt))
+        errs.append(nme(landmarks68(img, face), gt))
     return np.array(errs)
 
 
@@ -77,12 +77,12 @@ def test_tilted_face_is_fitted_upright():
     # axis-aligned box, drifts on faces tilted this far.
     img = load("face_recognition/examples/obama-480p.jpg")
     face = max(detect(img), key=lambda f: f.box[2])
-    ref = L.landmarks68(img, face)
+    ref = landmarks68(img, face)
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 35, 1.0)
     rot = cv2.warpAffine(img, m, (w, h))
     face_r = max(detect(rot), key=lambda f: f.box[2])
-    got = L.landmarks68(rot, face_r)
+    got = landmarks68(rot, face_r)
     expected = ref @ m[:, :2].T + m[:, 2]
     assert nme(got, expected) < 0.1
 
@@ -90,7 +90,7 @@ def test_tilted_face_is_fitted_upright():
 def test_face_shape_layout_follows_the_api_example():
     img = load("face_recognition/examples/obama-480p.jpg")
     face = max(detect(img), key=lambda f: f.box[2])
-    shape = L.face_shape(img, face)
+    shape = L.face_shape(landmarks68(img, face))
     counts = {k: len(v) for k, v in shape.items()}
     assert counts == {
         "FaceProfile": 21, "LeftEye": 8, "RightEye": 8, "LeftEyeBrow": 8, "RightEyeBrow": 8,
@@ -135,11 +135,11 @@ def test_resample_is_even_by_arc_length():
 def test_concurrent_calls_match_serial():
     img = load("dlib/faces/2008_002470.jpg")
     faces = detect(img)
-    serial = [L.landmarks68(img, f) for f in faces]
+    serial = [landmarks68(img, f) for f in faces]
     results: dict[int, np.ndarray] = {}
 
     def work(i: int) -> None:
-        results[i] = L.landmarks68(img, faces[i % len(faces)])
+        results[i] = landmarks68(img, faces[i % len(faces)])
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4 * len(faces))]
     for t in threads:

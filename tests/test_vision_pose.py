@@ -23,10 +23,9 @@ import pytest
 
 from conftest import TESTDATA
 from images import detect_all as detect
+from images import landmarks68
 from images import load_bgr as load
-
 from openiai.vision import pose
-from openiai.vision.landmarks import landmarks68
 from openiai.vision.types import Face
 
 DATA = TESTDATA

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import invalid
-from ..vision.engine import get_engine
-from ..vision.scores import score_from_cosine
+from ..vision.scores import score
 from . import imaging, limits
 from .registry import Context, action
 
@@ -24,7 +23,7 @@ def _pick(ctx, image_b64, url, *, strategy: int, rotate: bool, quality: int):
     found = imaging.find_faces(ctx, image_b64, url, rotate=rotate,
                                max_faces=1 if strategy == 1 else imaging.MAX_FACE_NUM_LIMIT)
     face = found.faces[0] if strategy == 1 else max(found.faces, key=lambda f: f.score)
-    imaging.require_quality(found.image.pixels, face, quality)
+    ctx.services.faces.require_quality(found.image.pixels, face, quality)
     return found.image, face
 
 
@@ -41,9 +40,6 @@ def compare_face(ctx: Context, req) -> dict:
                           quality=quality)
     img_b, face_b = _pick(ctx, req.ImageB, req.UrlB, strategy=strategy, rotate=rotate,
                           quality=quality)
-    engine = get_engine()
-    crops = [engine.align(img_a.pixels, face_a), engine.align(img_b.pixels, face_b)]
-    feats = engine.embed(crops, version)
-    cosine = float(np.dot(feats[0], feats[1]))
-    return {"Score": round(float(score_from_cosine(cosine, version)), 2),
-            "FaceModelVersion": version}
+    feats = ctx.services.faces.features_of([(img_a.pixels, face_a), (img_b.pixels, face_b)],
+                                           version)
+    return {"Score": score(float(np.dot(feats[0], feats[1])), version), "FaceModelVersion": version}

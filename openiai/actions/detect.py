@@ -44,22 +44,16 @@ def detect_face(ctx: Context, req) -> dict:
                                min_face_size=req.MinFaceSize,
                                rotate=imaging.flag(req.NeedRotateDetection))
     pixels = found.image.pixels
+    pipeline = ctx.services.faces
     infos = []
     for i, face in enumerate(found.faces):
         info = imaging.face_rect(face)
         attrs = _empty_attributes()
         if want_attrs and i < ATTRIBUTES_FOR:
-            from ..vision.landmarks import landmarks68
-            from ..vision.pose import head_pose
-
-            # Pitch needs the 68 points: from the 5 YuNet points its sign is unreliable.
-            attrs["Pitch"], attrs["Yaw"], attrs["Roll"] = head_pose(
-                face, pixels.shape, landmarks68(pixels, face))
+            attrs["Pitch"], attrs["Yaw"], attrs["Roll"] = pipeline.head_pose(pixels, face)
         quality = _empty_quality()
         if want_quality and i < QUALITY_FOR:
-            from ..vision.quality import assess
-
-            quality = assess(pixels, face)
+            quality = pipeline.quality(pixels, face)
         info["FaceAttributesInfo"] = attrs
         info["FaceQualityInfo"] = quality
         infos.append(info)
@@ -76,8 +70,6 @@ def analyze_face(ctx: Context, req) -> dict:
     found = imaging.find_faces(ctx, req.Image, req.Url,
                                max_faces=1 if mode == 0 else imaging.MAX_FACE_NUM_LIMIT,
                                rotate=imaging.flag(req.NeedRotateDetection))
-    from ..vision.landmarks import face_shape
-
-    shapes = [face_shape(found.image.pixels, f) for f in found.faces]
+    shapes = [ctx.services.faces.face_shape(found.image.pixels, f) for f in found.faces]
     return {"ImageWidth": found.image.width, "ImageHeight": found.image.height,
             "FaceShapeSet": shapes, "FaceModelVersion": version}

@@ -8,8 +8,6 @@ QualityControlIllegal, PersonIdNotExist.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from sqlalchemy import select
 
@@ -18,53 +16,10 @@ from ..core.features import from_bytes
 from ..store.faces import delete_faces
 from ..store.repo import get_person
 from ..store.schema import Face
-from . import imaging, limits
+from ..vision.scores import score
+from . import imaging, limits, retcodes
 from .persons import extract_face, person_face_count, store_face
 from .registry import Context, action
-
-log = logging.getLogger(__name__)
-
-# RetCode values (CreateFace output, 2020-03-03 and 2018-03-01 docs).
-RET_OK = 0
-RET_NO_FACE = -1101  # no face detected
-RET_DECODE_FAILED = -1102  # image decoding failed
-RET_BAD_SIZE = -1109  # image too large or too small (2018-03-01 doc)
-RET_QUALITY = -1601  # QualityControl not met
-RET_BELOW_THRESHOLD = -1604  # similarity not above FaceMatchThreshold
-RET_SERVICE_ERROR = -1000  # "Other non-zero values: algorithm service exception"
-
-_RET_FOR_CODE = {
-    "InvalidParameterValue.NoFaceInPhoto": RET_NO_FACE,
-    "FailedOperation.ImageDecodeFailed": RET_DECODE_FAILED,
-    # No separate code for an image that could not be fetched: it could not be decoded.
-    "FailedOperation.ImageDownloadError": RET_DECODE_FAILED,
-    "InvalidParameterValue.UrlIllegal": RET_DECODE_FAILED,
-    "InvalidParameterValue.ImageEmpty": RET_DECODE_FAILED,
-    "FailedOperation.ImageSizeExceed": RET_BAD_SIZE,
-    "FailedOperation.ImageResolutionExceed": RET_BAD_SIZE,
-    "FailedOperation.ImageResolutionTooSmall": RET_BAD_SIZE,
-    "FailedOperation.FaceQualityNotQualified": RET_QUALITY,
-}
-
-# Provisional (cosine, score) knots for SFace, used only while vision/calibration.json is
-# missing (the vision engineer's calibration run writes it).
-_FALLBACK_KNOTS = (np.array([-1.0, 0.0, 0.2, 0.3, 0.36, 0.42, 0.48, 0.55, 1.0]),
-                   np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 100.0]))
-_warned = False
-
-
-def similarity_scores(cosines: np.ndarray, model_version: str) -> np.ndarray:
-    """Calibrated 0-100 scores (vision.scores), or provisional ones before calibration exists."""
-    from ..vision.scores import score_from_cosine
-
-    global _warned
-    try:
-        return np.atleast_1d(np.asarray(score_from_cosine(cosines, model_version), dtype=float))
-    except FileNotFoundError:
-        if not _warned:
-            log.warning("vision/calibration.json missing: CreateFace uses provisional scores")
-            _warned = True
-        return np.interp(np.clip(cosines, -1.0, 1.0), *_FALLBACK_KNOTS)
 
 
 @action("CreateFace")
@@ -94,15 +49,15 @@ def create_face(ctx: Context, req) -> dict:
             new = extract_face(ctx, None if use_urls else src, src if use_urls else None,
                                model_version=version, quality=quality, rotate=rotate)
         except ApiError as err:
-            ret_codes.append(_RET_FOR_CODE.get(err.code, RET_SERVICE_ERROR))
+            ret_codes.append(retcodes.for_error(err.code))
             continue
         if existing is not None:
             # Compared with the faces the person had when the call began.
-            best = float(similarity_scores(existing @ new.feature, version).max())
+            best = score(float(np.max(existing @ new.feature)), version)
             if not best > threshold:  # the docs: "above the value of FaceMatchThreshold"
-                ret_codes.append(RET_BELOW_THRESHOLD)
+                ret_codes.append(retcodes.BELOW_THRESHOLD)
                 continue
-        ret_codes.append(RET_OK)
+        ret_codes.append(retcodes.OK)
         accepted.append((index, new))
 
     face_ids, rects = [], []

@@ -36,7 +36,7 @@ from .registry import Context, action
 @dataclass
 class NewFace:
     rect: dict  # FaceRect: X, Y, Width, Height
-    feature: np.ndarray  # (128,) float32 unit vector
+    feature: np.ndarray  # (dim,) float32 unit vector of the person's model version
     crop: np.ndarray  # 112x112x3 aligned face
 
 
@@ -45,13 +45,11 @@ def extract_face(ctx: Context, image_b64: str | None, url: str | None, *, model_
     """The largest face of one image: load, detect, QualityControl, align, embed.
 
     Raises the documented image codes, NoFaceInPhoto and FaceQualityNotQualified."""
-    from ..vision.engine import get_engine
-
     img, face = imaging.largest_face(ctx, image_b64, url, rotate=rotate, quality=quality)
-    engine = get_engine()
-    crop = engine.align(img.pixels, face)
-    feature = np.asarray(engine.embed([crop], model_version)[0], dtype=np.float32)
-    return NewFace(imaging.face_rect(face), feature, crop)
+    pipeline = ctx.services.faces
+    feature = pipeline.feature(img.pixels, face, model_version)
+    return NewFace(imaging.face_rect(face), feature,
+                   pipeline.aligned_crop(img.pixels, face, model_version))
 
 
 def store_face(s, ctx: Context, person: Person, new: NewFace) -> Face:

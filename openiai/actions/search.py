@@ -26,23 +26,16 @@ from ..core import versions
 from ..core.errors import ApiError, failed, invalid, value
 from ..index.manager import Hit
 from ..services.hits import STALE_SLACK, Rows, person_group_infos
-from ..store.schema import Group
 from ..core.timing import stage
-from ..vision.engine import get_engine
-from ..vision.scores import score_from_cosine
-from . import imaging, limits
+from ..store.schema import Group
+from ..vision.scores import score
+from . import imaging, limits, retcodes
 from .registry import Context, action
 
 # Documented limits (SearchFaces ... SearchPersonsReturnsByGroup, both API versions).
 MAX_FACE_NUM = 10  # MaxFaceNum: default 1, maximum 10
 DEFAULT_PERSON_NUM = 5  # MaxPersonNum / MaxPersonNumPerGroup default
 
-# Result / ResultsReturnsByGroup RetCode values.
-RET_OK = 0
-RET_QUALITY = -1601  # "the image does not meet the quality requirements; Candidates is empty"
-# Result only (not ResultsReturnsByGroup): "the face similarity is not higher than
-# FaceMatchThreshold".
-RET_BELOW_THRESHOLD = -1604
 
 
 @dataclass(frozen=True)
@@ -112,11 +105,6 @@ def _passes(score: float, threshold: float, spec: Spec) -> bool:
     return score >= threshold if spec.inclusive else score > threshold
 
 
-def score(cosine: float, version: str) -> float:
-    """The Candidate Score of a cosine: the same calibrated scale as CompareFace."""
-    return round(float(score_from_cosine(cosine, version)), 2)
-
-
 # --- groups ------------------------------------------------------------------------------------
 
 @dataclass
@@ -174,7 +162,7 @@ def check_searchable(faces: int, version: str) -> None:
 class Probe:
     rects: list[dict]  # FaceRect per searched face, largest first
     ok: list[int]  # indexes of the faces that pass QualityControl
-    vectors: np.ndarray  # (len(ok), 128) features of those faces
+    vectors: np.ndarray  # (len(ok), dim) features of those faces
 
 
 def _probe(ctx: Context, req, *, max_faces: int, quality: int, version: str) -> Probe:
@@ -185,13 +173,12 @@ def _probe(ctx: Context, req, *, max_faces: int, quality: int, version: str) -> 
     ok = []
     for i, face in enumerate(found.faces):
         try:
-            imaging.require_quality(pixels, face, quality)
+            ctx.services.faces.require_quality(pixels, face, quality)
         except ApiError:  # per face: RetCode -1601, not a failed call
             continue
         ok.append(i)
-    vectors = (get_engine().features(pixels, [found.faces[i] for i in ok], version)
-               if ok else np.zeros((0, 128), np.float32))
-    return Probe([imaging.face_rect(f) for f in found.faces], ok, np.asarray(vectors, np.float32))
+    vectors = ctx.services.faces.features(pixels, [found.faces[i] for i in ok], version)
+    return Probe([imaging.face_rect(f) for f in found.faces], ok, vectors)
 
 
 # --- the search -------------------------------------------------------------------------------
@@ -271,16 +258,16 @@ def _search(ctx: Context, req, name: str) -> dict:
     for i, rect in enumerate(probe.rects):
         row = by_face.get(i)
         if row is None:
-            results.append({"FaceRect": rect, "RetCode": RET_QUALITY,
+            results.append({"FaceRect": rect, "RetCode": retcodes.QUALITY,
                             "GroupCandidates" if spec.by_group else "Candidates": []})
         elif spec.by_group:
             groups = [{"GroupId": g.group_id, "Candidates": candidates(row.get(g.pk, []), [g.pk])}
                       for g in searched.groups]
-            results.append({"FaceRect": rect, "RetCode": RET_OK, "GroupCandidates": groups})
+            results.append({"FaceRect": rect, "RetCode": retcodes.OK, "GroupCandidates": groups})
         else:
             found = candidates(row, searched.pks)
             results.append({"FaceRect": rect, "Candidates": found,
-                            "RetCode": RET_OK if found else RET_BELOW_THRESHOLD})
+                            "RetCode": retcodes.OK if found else retcodes.BELOW_THRESHOLD})
 
     out: dict = {"ResultsReturnsByGroup" if spec.by_group else "Results": results,
                  "FaceModelVersion": version}

@@ -9,7 +9,8 @@ from ..core import versions
 from ..core.errors import value
 from ..store.repo import get_person
 from ..store.schema import Face
-from ..vision.scores import DEFAULT_VERIFY_THRESHOLD, score_from_cosine
+from ..core.features import from_bytes, fuse
+from ..vision.scores import DEFAULT_VERIFY_THRESHOLD, score
 from . import imaging
 from .registry import Context, action
 
@@ -21,25 +22,19 @@ def _person_features(ctx: Context, person_id: str) -> tuple[str, np.ndarray]:
         version = person.face_model_version
     if not blobs:
         raise value("NoFaceInGroups", f"Person `{person_id}` has no faces.")
-    return version, np.stack([np.frombuffer(b, dtype="<f4") for b in blobs])
+    return version, np.stack([from_bytes(b) for b in blobs])
 
 
 def _probe(ctx: Context, req, version: str) -> np.ndarray:
     quality = imaging.quality_level(req.QualityControl)
     img, face = imaging.largest_face(ctx, req.Image, req.Url, quality=quality,
                                      rotate=imaging.flag(req.NeedRotateDetection))
-    return imaging.embed_one(img.pixels, face, version)
-
-
-def fuse(features: np.ndarray) -> np.ndarray:
-    """A person's fused feature: the re-normalised mean of its unit face vectors."""
-    mean = features.mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return ctx.services.faces.feature(img.pixels, face, version)
 
 
 def _result(cosine: float, version: str) -> dict:
-    score = round(float(score_from_cosine(cosine, version)), 2)
-    return {"Score": score, "IsMatch": score >= DEFAULT_VERIFY_THRESHOLD,
+    sc = score(cosine, version)
+    return {"Score": sc, "IsMatch": sc >= DEFAULT_VERIFY_THRESHOLD,
             "FaceModelVersion": version}
 
 

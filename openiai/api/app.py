@@ -174,10 +174,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     async def readyz(_request: Request) -> Response:
-        """Readiness: models loaded, database answering, vector index loaded; else 503."""
-        from ..vision.engine import get_engine
+        """Readiness: every model loaded, database answering, vector index loaded; else 503.
 
-        checks = {"models": "ok" if get_engine().loaded() else warm["models"]}
+        ``checks.models`` names each model of the zoo ("ok", "not loaded" or why it failed):
+        every model a request may need is loaded before the server says it is ready."""
+        models = services.faces.status()
+        checks: dict = {"models": models}
         for name, check in (("database", _check_database), ("index", _check_index)):
             try:
                 with anyio.fail_after(READY_CHECK_TIMEOUT_S):
@@ -188,7 +190,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             except Exception as exc:
                 first_line = (str(exc).splitlines() or [""])[0]
                 checks[name] = f"{type(exc).__name__}: {first_line}"[:300]
-        ready = all(v == "ok" for v in checks.values())
+        ready = all(v == "ok" for v in [*models.values(), checks["database"], checks["index"]])
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return Response(json.dumps(body).encode(), status_code=200 if ready else 503,
                         media_type="application/json")
@@ -198,13 +200,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     def warm_up() -> None:
-        from ..vision.engine import get_engine
-
         started = time.perf_counter()
         try:
-            get_engine().warmup()
-        except Exception as exc:
-            warm["models"] = f"loading failed: {type(exc).__name__}: {exc}"[:300]
+            services.faces.warmup()
+        except Exception:  # the zoo keeps the reason; /readyz reports it per model
             log.exception("loading the face models failed")
             return
         log.info("models loaded",

@@ -6,7 +6,8 @@ Metric names:
   success). ``action`` is an IAI action name, or ``-`` when the request did not name a known one.
 * ``openiai_request_duration_seconds{action}`` - histogram of request latency.
 * ``openiai_stage_seconds{action, stage}`` - histogram of time per stage of a request (decode,
-  detect, embed, search, serialise); a request adds one observation per stage it went through.
+  detect, embed, landmarks, quality, search, serialise); a request adds one observation per
+  stage it went through.
 * ``openiai_requests_in_progress`` - API requests being handled now.
 * ``openiai_persons{account}``, ``openiai_faces{account}`` - gauges per account (by name),
   read at scrape time from the vector index (from the database when the server has no index).

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -128,9 +127,7 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings) -> "RateLimiter":
-        value = settings.extra.get("rate_limits") if settings.extra else None
-        if value is None:
-            value = os.environ.get(ENV) or None
+        value = settings.rate_limits
         if isinstance(value, dict):
             return cls(parse(value))
         inline, path = _source(settings.data_dir, value)

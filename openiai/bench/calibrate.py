@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from openiai.bench import evaluate
-from openiai.vision import models, scores
+from openiai.bench.evaluate import face_pipeline
+from openiai.vision import scores
+from openiai.vision.models.files import sha256_of
 
 FARS = (0.5, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # An anchor needs this many impostor pairs above it. At 1e-6 LFW offers 41 pairs, most of
@@ -63,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ids = evaluate.merge_aliases(paths)
     imp = impostor_cosines(emb, ids)
     rows = build_table(imp)
-    det = models.find_model(models.DETECTOR_FILES)
-    rec = models.find_model(models.RECOGNIZER_FILES)
+    zoo = face_pipeline().zoo
+    det, rec = zoo.path("yunet"), zoo.path("sface")
     table = {
         "about": "Impostor-cosine quantiles of the recognizer on LFW; see openiai/vision/scores.py.",
         "recognizer": rec.name,
-        "recognizer_sha256": models.sha256_of(rec),
+        "recognizer_sha256": sha256_of(rec),
         "detector": det.name,
         "dataset": f"LFW deep-funneled, {len(paths)} images, {int(ids.max()) + 1} identities "
                    f"({len(evaluate.ALIASES)} LFW name aliases merged); face nearest the centre",

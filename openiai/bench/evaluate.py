@@ -17,7 +17,6 @@ scores on all cross-identity pairs of the 9,056 images, and throughput.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,18 +26,23 @@ from pathlib import Path
 import numpy as np
 
 from openiai.vision.align import TEMPLATE
-from openiai.vision.detector import DEFAULT_SCORE_THRESHOLD
+from openiai.core import versions
+from openiai.core.settings import Settings
+from openiai.services.faces import FacePipeline
+from openiai.vision.models import DEFAULT_SCORE_THRESHOLD
 from openiai.vision.types import Face
 
 OK, LOW_THRESHOLD, CENTRED = 0, 1, 2
 RETRY_SCORE_THRESHOLD = 0.3
 
 
+def face_pipeline() -> FacePipeline:
+    """The server's face pipeline, configured from the environment as the server would be."""
+    return FacePipeline.from_settings(Settings.from_env())
+
+
 def testdata_dir() -> Path:
-    env = os.environ.get("OPENIAI_TESTDATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "faces"
+    return Settings.from_env().testdata_dir
 
 
 def lfw_dir(root: Path | None = None) -> Path:
@@ -107,11 +111,13 @@ def embed_file(engine, path: Path, policy: str = "largest") -> tuple[np.ndarray,
     many = 1 if policy == "largest" else 10
     faces, status = engine.detect(pixels, min_face_size=34, max_faces=many), OK
     if not faces:
-        faces, status = engine.detect(pixels, 34, many, score_threshold=RETRY_SCORE_THRESHOLD), LOW_THRESHOLD
+        faces = engine.detect(pixels, min_face_size=34, max_faces=many,
+                              score_threshold=RETRY_SCORE_THRESHOLD)
+        status = LOW_THRESHOLD
     faces = pick_face(faces, h, w, policy)
     if not faces:
         faces, status = [centred_face(h, w)], CENTRED
-    return engine.features(pixels, faces)[0], status
+    return engine.feature(pixels, faces[0], versions.DEFAULT), status
 
 
 def progress_bar():
@@ -135,11 +141,9 @@ def embed_files(
         if "policy" in data.files and str(data["policy"]) == policy and all(k in index for k in keys):
             sel = np.array([index[k] for k in keys], dtype=np.int64)
             return data["emb"][sel], data["status"][sel], float(data["seconds"]) * len(keys) / len(data["paths"])
-    from openiai.vision.engine import get_engine
-
-    engine = get_engine()
-    engine.warmup()
-    emb = np.zeros((len(paths), 128), np.float32)
+    engine = face_pipeline()
+    engine.warmup(("yunet", versions.get(versions.DEFAULT).recognizer))
+    emb = np.zeros((len(paths), versions.get(versions.DEFAULT).dim), np.float32)
     status = np.zeros(len(paths), np.int8)
     start = time.perf_counter()
     with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -256,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         ("images embedded", f"{len(paths)} (no face at score {DEFAULT_SCORE_THRESHOLD}: {int((status > 0).sum())}; "
                             f"found at {RETRY_SCORE_THRESHOLD}: {int((status == LOW_THRESHOLD).sum())}; centred fallback: {int((status == CENTRED).sum())})"),
         ("pipeline", f"decode -> YuNet, {args.face} face (MinFaceSize 34) -> alignCrop -> SFace (onnxruntime)"),
-        ("threads", f"{args.workers} workers x OPENIAI_ORT_THREADS={os.environ.get('OPENIAI_ORT_THREADS', '1')}"),
+        ("threads", f"{args.workers} workers x OPENIAI_ORT_THREADS={Settings.from_env().ort_threads}"),
         ("throughput", f"{len(paths) / seconds:.1f} images/s ({1000 * seconds / len(paths):.1f} ms/image wall)"),
         ("10-fold accuracy", f"{100 * acc:.2f} % +- {100 * std:.2f} (mean threshold cos {thr:.3f} = score {scores.score_from_cosine(thr):.1f})"),
     ]

@@ -7,21 +7,20 @@ found (even at a lowered detector threshold) are skipped.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from openiai.core.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "bench" / "out"
 
 
 def lfw_images_dir() -> Path:
-    env = os.environ.get("OPENIAI_TESTDATA")
-    root = Path(env) if env else REPO / ".." / "shared" / "faces"
-    return (root / "lfw" / "images").resolve()
+    return (Settings.from_env().testdata_dir / "lfw" / "images").resolve()
 
 
 def _embed_one(engine, path: Path) -> np.ndarray | None:
@@ -30,12 +29,12 @@ def _embed_one(engine, path: Path) -> np.ndarray | None:
     pixels = decode_bytes(path.read_bytes()).pixels
     faces = engine.detect(pixels, min_face_size=34, max_faces=1)
     if not faces:
-        faces = engine.detect(pixels, 34, 1, score_threshold=0.3)
+        faces = engine.detect(pixels, min_face_size=34, max_faces=1, score_threshold=0.3)
     if not faces:
         return None
     # The detector returns faces largest first; keep the largest one.
     face = max(faces, key=lambda f: float(f.box[2] * f.box[3]))
-    return engine.features(pixels, [face])[0].astype(np.float32)
+    return engine.feature(pixels, face, "3.0").astype(np.float32)
 
 
 def load_embeddings(limit: int | None = None, workers: int = 2, out_dir: Path = OUT_DIR,
@@ -60,10 +59,10 @@ def load_embeddings(limit: int | None = None, workers: int = 2, out_dir: Path = 
             return emb, lab
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from openiai.vision.engine import get_engine
+    from openiai.bench.evaluate import face_pipeline
 
-    engine = get_engine()
-    engine.warmup()
+    engine = face_pipeline()
+    engine.warmup(("yunet", "sface"))
     names = sorted({p.parent.name for p in paths})
     name_ix = {n: i for i, n in enumerate(names)}
     vecs, labels = [], []

@@ -6,11 +6,12 @@ from ..core.settings import Settings
 from ..index.manager import IndexManager
 from ..store.db import Database
 from ..store.keys import KeyStore, load_master_key
+from .faces import FacePipeline
 from .index_sync import IndexSync
 
 
 class Services:
-    """Database, keys and the vector index.
+    """Database, keys, the face pipeline (models load lazily) and the vector index.
 
     ``owner`` marks the process that keeps index snapshots and prunes the change log (the
     server); other processes on the same database (``openiai import``) only read the log.
@@ -23,7 +24,9 @@ class Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
         self.db.migrate()
-        self.keys = KeyStore(self.db, load_master_key(settings.master_key_path))
+        self.keys = KeyStore(self.db, load_master_key(settings.master_key_path),
+                            cache_seconds=settings.key_cache_seconds)
+        self.faces = FacePipeline.from_settings(settings)
         self.index: IndexManager | None = None
         self.index_sync: IndexSync | None = None
         if with_index:

@@ -30,15 +30,7 @@ class KeyRecord:
 
 
 _ALNUM = string.ascii_letters + string.digits
-CACHE_SECONDS = 5.0  # default; OPENIAI_KEY_CACHE_SECONDS overrides it (0 turns the cache off)
-
-
-def cache_seconds_from_env() -> float:
-    raw = os.environ.get("OPENIAI_KEY_CACHE_SECONDS", "")
-    try:
-        return max(0.0, float(raw)) if raw.strip() else CACHE_SECONDS
-    except ValueError:
-        raise SystemExit(f"OPENIAI_KEY_CACHE_SECONDS must be a number of seconds, not {raw!r}")
+CACHE_SECONDS = 5.0  # default (Settings.key_cache_seconds; 0 turns the cache off)
 
 
 def load_master_key(path: Path) -> Fernet:
@@ -64,7 +56,7 @@ class KeyStore:
     def __init__(self, db: Database, fernet: Fernet, cache_seconds: float | None = None) -> None:
         self.db = db
         self.fernet = fernet
-        self.cache_seconds = cache_seconds_from_env() if cache_seconds is None else cache_seconds
+        self.cache_seconds = CACHE_SECONDS if cache_seconds is None else cache_seconds
         self._cache: dict[str, tuple[KeyRecord, float]] = {}
         self._lock = threading.Lock()
 

@@ -75,6 +75,12 @@ def score_from_cosine(cos, model_version: str = "3.0"):
     return float(out) if np.ndim(out) == 0 else out
 
 
+def score(cos: float, model_version: str = "3.0") -> float:
+    """The wire Score of one cosine: calibrated, rounded to 2 decimals (CompareFace, Verify*,
+    search candidates and CreateFace's threshold all use this one rounding)."""
+    return round(float(score_from_cosine(float(cos), model_version)), 2)
+
+
 def cosine_for_score(score: float, model_version: str = "3.0") -> float:
     """The cosine at which `score` is reached (inverse of :func:`score_from_cosine`)."""
     xs, ys = _knots(model_version)

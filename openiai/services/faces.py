@@ -1,0 +1,146 @@
+"""The face pipeline: image -> faces -> features, landmarks, pose, quality.
+
+Every action that looks at a face goes through one :class:`FacePipeline`, held by
+:class:`openiai.services.Services`. It composes only the models a request needs: detection
+runs YuNet alone, :meth:`FacePipeline.features` adds the version's recognizer,
+:meth:`FacePipeline.landmarks68` the 68-point predictor, so a DetectFace without attributes
+never touches the landmark model. Models come from the :class:`ModelZoo` it was built with
+(lazy, once per process); model runs take an inference slot, so concurrent requests queue
+instead of oversubscribing the cores.
+
+This is the one face-to-feature path (enrolment, CompareFace, Verify*, search probes and the
+importer all call :meth:`features`) and the one QualityControl check
+(:meth:`require_quality`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..core import versions
+from ..core.errors import ApiError, value
+from ..core.settings import Settings
+from ..core.timing import stage
+from ..vision import pose, quality
+from ..vision.image import load_image
+from ..vision.landmarks import face_shape
+from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
+from ..vision.rotation import detect_rotated
+from ..vision.types import DecodedImage, Face
+
+MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
+DETECTOR = "yunet"
+LANDMARKS = "dlib68"
+
+
+class FacePipeline:
+    def __init__(self, zoo: ModelZoo, slots: int = 1, allow_private_urls: bool = False) -> None:
+        self.zoo = zoo
+        self.allow_private_urls = allow_private_urls
+        self._slots = threading.BoundedSemaphore(max(1, slots))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "FacePipeline":
+        return cls(ModelZoo(settings.model_dir, settings.ort_threads), settings.slots,
+                   settings.allow_private_urls)
+
+    # ---------------------------------------------------------------- images and faces
+    def load(self, image_b64: str | None, url: str | None) -> DecodedImage:
+        """Url wins over Image, as the docs say; raises the documented image errors."""
+        return load_image(image_b64, url, allow_private_urls=self.allow_private_urls)
+
+    def detect(self, pixels: np.ndarray, *, min_face_size: int = MIN_FACE_SIZE_DEFAULT,
+               max_faces: int = 1, rotate: bool = False,
+               score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[Face]:
+        """Faces largest first, in ``pixels``' coordinates (``rotate``: NeedRotateDetection)."""
+        detector = self.zoo.get(DETECTOR)  # loading happens outside the slot
+
+        def run(p: np.ndarray) -> list[Face]:
+            return detector.detect(p, min_face_size, max_faces, score_threshold)
+
+        with self._slots, stage("detect"):  # one slot and one stage for all four turns
+            return detect_rotated(run, pixels).faces if rotate else run(pixels)
+
+    def find_faces(self, image: DecodedImage, *, max_faces: int = 1,
+                   min_face_size: int | None = None, rotate: bool = False) -> list[Face]:
+        """:meth:`detect` with the documented errors when nothing is found."""
+        size = MIN_FACE_SIZE_DEFAULT if min_face_size is None else min_face_size
+        faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces, rotate=rotate)
+        if not faces:
+            if min_face_size is not None and self.detect(image.pixels, min_face_size=1):
+                raise ApiError("FailedOperation.FaceSizeTooSmall",
+                               f"Faces were found but all are smaller than MinFaceSize={size}.")
+            raise value("NoFaceInPhoto", "No face was found in the image.")
+        return faces
+
+    # ---------------------------------------------------------------- per face
+    def features(self, pixels: np.ndarray, faces: list[Face], model_version: str) -> np.ndarray:
+        """(n, dim) unit features of ``faces`` by the version's recognizer, one batched run."""
+        return self.features_of([(pixels, f) for f in faces], model_version)
+
+    def feature(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
+        return self.features_of([(pixels, face)], model_version)[0]
+
+    def features_of(self, items: list[tuple[np.ndarray, Face]], model_version: str) -> np.ndarray:
+        """Features of faces from one or more images (CompareFace's two), one batched run."""
+        spec = versions.get(model_version)
+        recognizer = self.zoo.get(spec.recognizer)  # loading happens outside the slot
+        if not items:
+            return np.zeros((0, spec.dim), np.float32)
+        # Alignment is timed as part of "embed": it only prepares the recognizer's input.
+        with stage("embed"):
+            crops = [recognizer.align(pixels, face) for pixels, face in items]
+            with self._slots:
+                return np.asarray(recognizer.embed(crops), np.float32)
+
+    def aligned_crop(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
+        """The face as the version's recognizer sees it (stored with enrolled faces)."""
+        return self.zoo.get(versions.get(model_version).recognizer).align(pixels, face)
+
+    def landmarks68(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        model = self.zoo.get(LANDMARKS)
+        with self._slots, stage("landmarks"):
+            return model.get(pixels, face)
+
+    def head_pose(self, pixels: np.ndarray, face: Face) -> tuple[int, int, int]:
+        """(Pitch, Yaw, Roll): pitch needs the 68 points, its sign is unreliable from 5."""
+        return pose.head_pose(face, pixels.shape, self.landmarks68(pixels, face))
+
+    def face_shape(self, pixels: np.ndarray, face: Face) -> dict:
+        """AnalyzeFace's 90-point FaceShape."""
+        return face_shape(self.landmarks68(pixels, face))
+
+    def quality(self, pixels: np.ndarray, face: Face) -> dict:
+        """FaceQualityInfo (a measured rule on the pixels, no model)."""
+        with stage("quality"):
+            return quality.assess(pixels, face)
+
+    def require_quality(self, pixels: np.ndarray, face: Face, level: int) -> None:
+        """QualityControl (0-4): raises FaceQualityNotQualified when the face falls short."""
+        if level and not quality.passes(self.quality(pixels, face), level):
+            raise ApiError("FailedOperation.FaceQualityNotQualified",
+                           f"The face image quality does not meet QualityControl={level}.")
+
+    # ---------------------------------------------------------------- readiness
+    def warmup(self, names: tuple[str, ...] | None = None) -> dict[str, str]:
+        """Load (and run once) every model, so the first request pays no loading time.
+
+        One model failing does not stop the others; returns :meth:`status`, and raises the
+        first failure after trying them all (a tool wants to stop, the server to report)."""
+        failed: Exception | None = None
+        for name in names or self.zoo.names():
+            try:
+                model = self.zoo.get(name)
+                warm = getattr(model, "warmup", None)
+                if warm is not None:
+                    warm()
+            except Exception as exc:  # the zoo keeps the reason for /readyz
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        return self.status()
+
+    def status(self) -> dict[str, str]:
+        return self.zoo.status()
