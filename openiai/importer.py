@@ -335,21 +335,19 @@ class Importer:
         return r in JOURNALED
 
     def _stored_features(self, person_id: str):
-        """(face ids, (n,128) features) the database holds for a person of this account."""
+        """(face ids, (n, dim) features under the person's version) the database holds for a
+        person of this account."""
         import numpy as np
-        from sqlalchemy import select
 
-        from .core.features import from_bytes
-        from .store.schema import Face, Person
+        from .store.face_features import person_face_features
+        from .store.repo import find_person
 
         with self.services.db.read() as s:
-            rows = s.execute(select(Face.face_id, Face.feature)
-                             .join(Person, Person.pk == Face.person_pk)
-                             .where(Person.account_id == self.ctx.account_id,
-                                    Person.person_id == person_id)).all()
-        if not rows:
-            return [], np.zeros((0, 128), np.float32)
-        return [r[0] for r in rows], np.stack([from_bytes(r[1]) for r in rows])
+            person = find_person(s, self.ctx.account_id, person_id)
+            if person is None:
+                return [], np.zeros((0, 0), np.float32)
+            return person_face_features(s, self.ctx.account_id, person.pk,
+                                        person.face_model_version)
 
     def _match_stored(self, path: Path, ids: list[str], feats) -> str | None:
         """The stored face this image produced, if any (same image: cosine ~1)."""

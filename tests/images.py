@@ -46,6 +46,15 @@ def zoo():
     return ModelZoo()
 
 
+@functools.cache
+def pipeline():
+    """A face pipeline as the server builds it (for tests that need detect/align/embed)."""
+    from openiai.core.settings import Settings
+    from openiai.services.faces import FacePipeline
+
+    return FacePipeline.from_settings(Settings.from_env())
+
+
 def detect_all(pixels):
     """Every face the detector finds, with the permissive settings the label checks use."""
     return list(zoo().get("yunet").detect(pixels, 16, 100, 0.5))

@@ -81,13 +81,15 @@ def db_faces(data: Path, account: str = "default") -> dict[str, np.ndarray]:
 
     from openiai.core.settings import Settings
     from openiai.store.db import Database
-    from openiai.store.schema import Account, Face, Person
+    from openiai.store.schema import Account, Face, FaceFeature, Person
 
     db = Database(Settings(data_dir=data).db_url)
     try:
         with db.read() as s:
-            rows = s.execute(select(Person.person_id, Face.feature)
+            rows = s.execute(select(Person.person_id, FaceFeature.vector)
                              .join(Face, Face.person_pk == Person.pk)
+                             .join(FaceFeature, (FaceFeature.face_pk == Face.pk)
+                                   & (FaceFeature.model_version == Face.face_model_version))
                              .join(Account, Account.id == Person.account_id)
                              .where(Account.name == account)).all()
     finally:

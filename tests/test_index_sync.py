@@ -22,7 +22,8 @@ from openiai.index.manager import IndexManager, fuse
 from openiai.services.index_sync import IndexSync
 from openiai.services import Services
 from openiai.core.settings import Settings
-from openiai.store.schema import Face, IndexChange
+from openiai.store.face_features import face_vectors
+from openiai.store.schema import IndexChange
 
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon"]
 
@@ -79,8 +80,7 @@ def assert_agrees(services: Services) -> None:
     """Same structure as a rebuild from the tables, and every stored vector finds itself."""
     assert digest(services.index) == digest(rebuilt(services))
     with services.db.read() as s:
-        rows = s.execute(select(Face.account_id, Face.face_model_version, Face.pk,
-                                Face.person_pk, Face.feature)).all()
+        rows = face_vectors(s).all()
     by_person: dict = {}
     for account, version, face_pk, person_pk, blob in rows:
         vec = np.frombuffer(blob, "<f4")

@@ -73,14 +73,17 @@ def test_person_list_num_counts(api):
 
 
 def test_stored_face_row(api):
-    """The face row: float32 LE unit feature, 112x112 PNG crop, rect; scoped to the account."""
+    """The face row: a float32 LE unit feature under its version, the canonical JPEG crop
+    with the landmarks in its pixels, the rect."""
+    import io
+
     import numpy as np
     from PIL import Image
-    import io
 
     from openiai.core.settings import Settings
     from openiai.store.db import Database
-    from openiai.store.schema import Face
+    from openiai.store.schema import Face, FaceFeature
+    from openiai.vision import canonical
 
     api.call("CreateGroup", GroupId="g", GroupName="G")
     out = api.call("CreatePerson", GroupId="g", PersonId="p", PersonName="P", Image=AARON)
@@ -89,16 +92,23 @@ def test_stored_face_row(api):
     try:
         with db.read() as s:
             row = s.query(Face).filter(Face.face_id == out["FaceId"]).one()
-            feature = np.frombuffer(row.feature, dtype="<f4")
-            crop = Image.open(io.BytesIO(row.aligned_crop))
+            vectors = {f.model_version: np.frombuffer(f.vector, dtype="<f4")
+                       for f in s.query(FaceFeature).filter(FaceFeature.face_pk == row.pk)}
+            crop = Image.open(io.BytesIO(row.crop_image))
+            landmarks = np.array(row.crop_landmarks)
             rect = (row.x, row.y, row.width, row.height)
             version = row.face_model_version
     finally:
         db.dispose()
+    assert list(vectors) == ["3.0"] and version == "3.0"
+    feature = vectors["3.0"]
     assert feature.shape == (128,) and abs(float(np.linalg.norm(feature)) - 1) < 1e-3
-    assert crop.format == "PNG" and crop.size == (112, 112)
+    assert crop.format == "JPEG" and crop.size == (canonical.SIZE, canonical.SIZE)
+    # The similarity fit puts the landmarks near, not on, the canonical template points.
+    assert landmarks.shape == (5, 2)
+    assert np.abs(landmarks - canonical.canonical_template()).max() < 0.1 * canonical.SIZE
     r = out["FaceRect"]
-    assert rect == (r["X"], r["Y"], r["Width"], r["Height"]) and version == "3.0"
+    assert rect == (r["X"], r["Y"], r["Width"], r["Height"])
 
 
 def test_no_face_creates_nothing(api):

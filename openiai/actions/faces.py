@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from ..core.errors import ApiError, value
-from ..core.features import from_bytes
+from ..store.face_features import person_features
 from ..store.faces import delete_faces
 from ..store.repo import get_person
 from ..store.schema import Face
@@ -36,11 +36,10 @@ def create_face(ctx: Context, req) -> dict:
                     f"Up to {limits.UPLOAD_FACES_MAX} faces can be uploaded at a time.")
     with ctx.services.db.read() as s:
         person = get_person(s, ctx.account_id, req.PersonId)
-        blobs = list(s.scalars(select(Face.feature).where(Face.account_id == ctx.account_id,
-                                                          Face.person_pk == person.pk)))
-    _check_face_room(len(blobs), len(sources))
-    existing = np.stack([from_bytes(b) for b in blobs]) if blobs else None
-    version = person.face_model_version
+        version = person.face_model_version
+        _check_face_room(person_face_count(s, ctx.account_id, person.pk), len(sources))
+        features = person_features(s, ctx.account_id, person.pk, version)
+    existing = features if len(features) else None
 
     ret_codes: list[int] = []
     accepted = []  # (index, NewFace)

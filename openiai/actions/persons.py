@@ -36,20 +36,23 @@ from .registry import Context, action
 @dataclass
 class NewFace:
     rect: dict  # FaceRect: X, Y, Width, Height
-    feature: np.ndarray  # (dim,) float32 unit vector of the person's model version
-    crop: np.ndarray  # 112x112x3 aligned face
+    feature: np.ndarray  # (dim,) float32 unit vector under model_version
+    model_version: str  # the FaceModelVersion `feature` was extracted for
+    crop: bytes  # the encoded canonical crop (vision.canonical), kept for re-extraction
+    crop_landmarks: np.ndarray  # (5, 2) the face's landmarks in the crop's pixels
 
 
 def extract_face(ctx: Context, image_b64: str | None, url: str | None, *, model_version: str,
                  quality: int, rotate: bool) -> NewFace:
-    """The largest face of one image: load, detect, QualityControl, align, embed.
+    """The largest face of one image: load, detect, QualityControl, align, embed, and cut the
+    canonical crop.
 
     Raises the documented image codes, NoFaceInPhoto and FaceQualityNotQualified."""
     img, face = imaging.largest_face(ctx, image_b64, url, rotate=rotate, quality=quality)
     pipeline = ctx.services.faces
     feature = pipeline.feature(img.pixels, face, model_version)
-    return NewFace(imaging.face_rect(face), feature,
-                   pipeline.aligned_crop(img.pixels, face, model_version))
+    crop, crop_landmarks = pipeline.canonical_crop(img.pixels, face)
+    return NewFace(imaging.face_rect(face), feature, model_version, crop, crop_landmarks)
 
 
 def store_face(s, ctx: Context, person: Person, new: NewFace) -> Face:
@@ -57,7 +60,8 @@ def store_face(s, ctx: Context, person: Person, new: NewFace) -> Face:
     return add_face(s, account_id=ctx.account_id, person_pk=person.pk,
                     model_version=person.face_model_version,
                     rect=(r["X"], r["Y"], r["Width"], r["Height"]),
-                    feature=new.feature, crop=new.crop)
+                    features={new.model_version: new.feature}, crop=new.crop,
+                    crop_landmarks=new.crop_landmarks)
 
 
 def find_similar_person(ctx: Context, group: Group, feature: np.ndarray, level: int) -> str | None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
 
 from ..core import versions
 from ..core.errors import value
+from ..store.face_features import person_features
 from ..store.repo import get_person
-from ..store.schema import Face
-from ..core.features import from_bytes, fuse
+from ..core.features import fuse
 from ..vision.scores import DEFAULT_VERIFY_THRESHOLD, score
 from . import imaging
 from .registry import Context, action
@@ -18,11 +17,11 @@ from .registry import Context, action
 def _person_features(ctx: Context, person_id: str) -> tuple[str, np.ndarray]:
     with ctx.services.db.read() as s:
         person = get_person(s, ctx.account_id, person_id)
-        blobs = list(s.scalars(select(Face.feature).where(Face.person_pk == person.pk)))
         version = person.face_model_version
-    if not blobs:
+        features = person_features(s, ctx.account_id, person.pk, version)
+    if not len(features):
         raise value("NoFaceInGroups", f"Person `{person_id}` has no faces.")
-    return version, np.stack([from_bytes(b) for b in blobs])
+    return version, features
 
 
 def _probe(ctx: Context, req, version: str) -> np.ndarray:

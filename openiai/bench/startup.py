@@ -29,8 +29,9 @@ from sqlalchemy import insert
 from ..services import Services
 from ..core.settings import Settings
 from ..core.clock import now_ms
+from ..core.features import to_bytes
 from ..store.db import Database
-from ..store.schema import Face, Group, Membership, Person
+from ..store.schema import Face, FaceFeature, Group, Membership, Person
 from .lfw import OUT_DIR, load_embeddings
 from .search import Dataset, rss_bytes
 
@@ -49,7 +50,8 @@ def fill(settings: Settings, faces: np.ndarray, console: Console) -> float:
         group_pk = conn.execute(insert(Group).values(
             account_id=account, group_id="bench", name="bench", tag="", ex_descriptions=[],
             face_model_version="3.0", created_ms=now, updated_ms=now)).inserted_primary_key[0]
-    crop = b"\x89PNG"  # the crop is not read at start-up; keep the file small
+    crop = b"\xff\xd8"  # the crop is not read at start-up; keep the file small
+    landmarks = [[0.0, 0.0]] * 5
     for start in range(0, len(faces), CHUNK):
         stop = min(len(faces), start + CHUNK)
         ids = range(start + 1, stop + 1)
@@ -63,8 +65,11 @@ def fill(settings: Settings, faces: np.ndarray, console: Console) -> float:
             conn.execute(insert(Face), [
                 {"pk": i, "account_id": account, "face_id": str(10**18 + i), "person_pk": i,
                  "face_model_version": "3.0", "x": 0, "y": 0, "width": 100, "height": 100,
-                 "feature": faces[i - 1].astype("<f4").tobytes(), "aligned_crop": crop,
-                 "quality": None, "created_ms": now} for i in ids])
+                 "crop_image": crop, "crop_landmarks": landmarks, "quality": None,
+                 "created_ms": now} for i in ids])
+            conn.execute(insert(FaceFeature), [
+                {"face_pk": i, "model_version": "3.0", "vector": to_bytes(faces[i - 1]),
+                 "created_ms": now} for i in ids])
         console.print(f"  filled {stop:,} / {len(faces):,}", end="\r")
     db.dispose()
     console.print()

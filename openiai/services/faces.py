@@ -24,6 +24,7 @@ from ..core.errors import ApiError, value
 from ..core.settings import Settings
 from ..core.timing import stage
 from ..vision import pose, quality
+from ..vision.canonical import canonical_crop, encode_crop
 from ..vision.image import load_image
 from ..vision.landmarks import face_shape
 from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
@@ -96,8 +97,14 @@ class FacePipeline:
                 return np.asarray(recognizer.embed(crops), np.float32)
 
     def aligned_crop(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
-        """The face as the version's recognizer sees it (stored with enrolled faces)."""
+        """The face as the version's recognizer sees it."""
         return self.zoo.get(versions.get(model_version).recognizer).align(pixels, face)
+
+    def canonical_crop(self, pixels: np.ndarray, face: Face) -> tuple[bytes, np.ndarray]:
+        """The stored picture of an enrolled face (encoded) and its 5 landmarks in it: what a
+        later recognizer re-extracts from (:mod:`openiai.vision.canonical`)."""
+        crop, landmarks = canonical_crop(pixels, face.landmarks)
+        return encode_crop(crop), landmarks
 
     def landmarks68(self, pixels: np.ndarray, face: Face) -> np.ndarray:
         model = self.zoo.get(LANDMARKS)

@@ -29,7 +29,8 @@ from sqlalchemy import delete, func, select
 from ..store.changes import as_change
 from ..core.clock import now_ms
 from ..store.db import Database
-from ..store.schema import Face, IndexChange, IndexState, Membership, Person
+from ..store.face_features import face_vectors
+from ..store.schema import IndexChange, IndexState, Membership, Person
 from ..core.changes import Change
 from ..core.features import normalize
 from ..index.manager import IndexManager
@@ -140,9 +141,7 @@ class IndexSync:
             if not self.db.is_sqlite:  # one consistent view of all three tables and the log
                 s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             seq = max(s.scalar(select(func.max(IndexChange.seq))) or 0, _pruned_through(s))
-            faces = s.execute(select(Face.account_id, Face.face_model_version, Face.pk,
-                                     Face.person_pk, Face.feature)
-                              .order_by(Face.account_id, Face.face_model_version, Face.person_pk)).all()
+            faces = face_vectors(s).all()  # each face's vector under its own version
             persons = s.execute(select(Person.account_id, Person.face_model_version, Person.pk)).all()
             members = s.execute(select(Person.account_id, Person.face_model_version,
                                        Membership.person_pk, Membership.group_pk)

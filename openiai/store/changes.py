@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from ..core.changes import Change
 from ..core.clock import now_ms
-from ..core.features import from_bytes, fuse
-from .schema import Face, Group, IndexChange, Membership, Person
+from ..core.features import fuse
+from .face_features import person_features
+from .schema import Group, IndexChange, Membership, Person
 
 _PENDING = "index_changes"  # session.info key: list[Change] recorded in this transaction
 _DIRTY = "index_dirty_persons"  # session.info key: set of person pks to re-fuse at commit
@@ -67,9 +68,9 @@ def finish(s: Session) -> None:
     persons = s.execute(select(Person.pk, Person.account_id, Person.face_model_version)
                         .where(Person.pk.in_(sorted(dirty)))).all()
     for pk, account_id, version in persons:
-        blobs = list(s.scalars(select(Face.feature).where(Face.person_pk == pk)))
+        vectors = person_features(s, account_id, pk, version)
         groups = sorted(s.scalars(select(Membership.group_pk).where(Membership.person_pk == pk)))
-        vector = fuse(np.stack([from_bytes(b) for b in blobs])) if blobs else None
+        vector = fuse(vectors) if len(vectors) else None
         record(s, account_id, version, "person_upsert", {"person": pk, "groups": groups}, vector)
 
 

@@ -14,40 +14,45 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import now_ms
-from ..core.features import from_bytes, to_bytes
+from ..core.features import to_bytes
 from . import changes
-from .schema import Face, Person
+from .schema import Face, FaceFeature, Person
+
 
 def new_face_id() -> str:
     """A random 19-digit string, shaped like Tencent's FaceIds (e.g. "2875186538564559728")."""
     return str(10**18 + secrets.randbelow(9 * 10**18))
 
 
-def crop_png(crop: np.ndarray) -> bytes:
-    """PNG of a BGR uint8 crop (the aligned 112x112 face)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", crop)
-    if not ok:  # pragma: no cover - cv2 encodes any uint8 HxWx3 array
-        raise RuntimeError("could not encode the aligned face as PNG")
-    return buf.tobytes()
-
-
 def add_face(s: Session, *, account_id: int, person_pk: int, model_version: str,
-             rect: tuple[int, int, int, int], feature: np.ndarray, crop: np.ndarray,
-             quality: float | None = None) -> Face:
-    """Store one face of a person; returns the row (``face_id`` set, ``pk`` after flush)."""
+             rect: tuple[int, int, int, int], features: dict[str, np.ndarray], crop: bytes,
+             crop_landmarks, quality: float | None = None) -> Face:
+    """Store one face of a person; returns the row (``face_id`` set, ``pk`` after flush).
+
+    ``model_version`` is the version the face is served under (its person's); ``features``
+    holds its vector under that version and any others already extracted. ``crop`` is the
+    encoded canonical crop and ``crop_landmarks`` the 5 landmarks (5, 2) in its pixels."""
+    if model_version not in features:
+        raise ValueError(f"no feature vector under the face's own version {model_version}")
     x, y, w, h = rect
+    now = now_ms()
     face = Face(account_id=account_id, face_id=new_face_id(), person_pk=person_pk,
                 face_model_version=model_version, x=x, y=y, width=w, height=h,
-                feature=to_bytes(feature), aligned_crop=crop_png(crop),
-                quality=quality, created_ms=now_ms())
+                crop_image=crop, crop_landmarks=landmarks_json(crop_landmarks),
+                quality=quality, created_ms=now)
     s.add(face)
     s.flush()
+    s.add_all(FaceFeature(face_pk=face.pk, model_version=version, vector=to_bytes(vector),
+                          created_ms=now) for version, vector in features.items())
     changes.record(s, account_id, model_version, "face_upsert",
-                   {"face": face.pk, "person": person_pk}, feature)
+                   {"face": face.pk, "person": person_pk}, features[model_version])
     changes.mark_person(s, person_pk)
     return face
+
+
+def landmarks_json(points) -> list[list[float]]:
+    """[[x, y], ...] rounded to 1/1000 px: short JSON, precision far below a pixel."""
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in np.asarray(points).reshape(-1, 2)]
 
 
 def delete_faces(s: Session, account_id: int, face_pks: list[int]) -> int:

@@ -88,9 +88,28 @@ class Face(Base):
     y: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    feature: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, L2-normalised
-    aligned_crop: Mapped[bytes] = mapped_column(LargeBinary)  # PNG of the 112x112 aligned face
+    # The canonical crop every recognizer re-extracts features from (openiai.vision.canonical):
+    # a 320x320 JPEG; faces stored before revision 0003 keep their 112x112 SFace PNG.
+    crop_image: Mapped[bytes] = mapped_column(LargeBinary)
+    # The face's 5 landmarks in crop_image's pixels, [[x, y], ...] in YuNet order.
+    crop_landmarks: Mapped[list] = mapped_column(JSON)
     quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class FaceFeature(Base):
+    """One face's feature vector under one FaceModelVersion.
+
+    A face is served (indexed, searched, verified) under its ``Face.face_model_version``, and
+    that vector is always here; vectors under other versions are extracted from the crop ahead
+    of a group's upgrade to them."""
+
+    __tablename__ = "face_features"
+    face_pk: Mapped[int] = mapped_column(
+        ForeignKey("faces.pk", ondelete="CASCADE", name="fk_face_features_face_pk"),
+        primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(8), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, L2-normalised
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
