@@ -25,8 +25,10 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the app)
 from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
 
 from ..core.timing import STAGES
+from ..store.schema import Account, Face, Person
 from .wire_schema import ACTIONS
 
 log = logging.getLogger("openiai.metrics")
@@ -58,10 +60,6 @@ class AccountNames:
         return name
 
     def refresh(self) -> dict[int, str]:
-        from sqlalchemy import select
-
-        from ..store.schema import Account
-
         with self.db.read() as s:
             rows = dict(s.execute(select(Account.id, Account.name)).all())
         with self._lock:
@@ -123,10 +121,6 @@ class _DataCollector:
         yield faces
 
     def _from_db(self) -> dict[int, dict[str, int]]:
-        from sqlalchemy import func, select
-
-        from ..store.schema import Face, Person
-
         out: dict[int, dict[str, int]] = defaultdict(lambda: {"faces": 0, "persons": 0})
         with self.services.db.read() as s:
             for kind, table in (("persons", Person), ("faces", Face)):
