@@ -141,6 +141,8 @@ def check_invariants(api: Api, photos: dict, created: set, deleted: set, uncerta
         top = found["Results"][0]["Candidates"]
         assert top and top[0]["PersonId"] == name, f"{name} not found by search after restart"
     gone = (deleted | uncertain) - listed
+    if not listed:  # every person deleted: an empty group is not searchable (NoFaceInGroups)
+        return listed, gone_checked
     for name in sorted(gone - gone_checked):
         found = api.call("SearchPersons", GroupIds=["g"], Image=photos[name], MaxPersonNum=5)
         returned = {c["PersonId"] for r in found["Results"] for c in r["Candidates"]}

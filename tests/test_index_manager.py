@@ -7,7 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from openiai.index import Change, IndexManager, fuse
+from openiai.core.changes import Change
+from openiai.core.features import fuse
+from openiai.index import IndexManager
 
 D = 128
 A, V = "acct-1", "3.0"
@@ -116,7 +118,7 @@ def test_snapshot_round_trip(manager, tmp_path):
     m.upsert_face("other", "3.0", 70, 7, centers[5])
     path = m.snapshot(tmp_path, seq=42)
     assert (tmp_path / "CURRENT").read_text() == path.name
-    m2 = IndexManager(exact_threshold=m._collections[(A, V)].faces.exact_threshold)
+    m2 = IndexManager(exact_threshold=m.collection(A, V).faces.exact_threshold)
     assert m2.load(tmp_path) == 42
     assert sorted(m2.collections(), key=repr) == sorted(m.collections(), key=repr)
     assert m2.counts(A, V) == m.counts(A, V)

@@ -18,7 +18,8 @@ from openiai import actions  # noqa: F401  (registers the handlers)
 from openiai.actions.registry import HANDLERS, Context
 from openiai.core.errors import ApiError
 from openiai.api.schema import validate_request
-from openiai.index.manager import IndexManager, fuse
+from openiai.core.features import fuse
+from openiai.index import IndexManager
 from openiai.services.index_sync import IndexSync
 from openiai.services import Services
 from openiai.core.settings import Settings
@@ -54,7 +55,7 @@ def digest(index: IndexManager) -> dict:
     """Per collection: face pk -> person pk, and person pk -> (groups, has fused vector)."""
     out = {}
     for key in index.collections():
-        col = index._get(*key, create=False)
+        col = index.collection(*key)
         fk, fv = col.face_map.items()
         faces = {int(f): int(col.person_pk.a[col.face_person.a[s]]) for f, s in zip(fk, fv)}
         groups_of = {g: gi for g, gi in col.group_ix.items()}
@@ -204,3 +205,48 @@ def test_pruned_log_and_foreign_snapshot_force_a_rebuild(settings, tmp_path):
         assert other.index_report["how"] == "rebuild" and digest(other.index) == {}
     finally:
         other.close()
+
+
+class SelfPersisting(IndexManager):
+    """Stands in for an engine that keeps its state by itself (a Milvus server): the same
+    object outlives one IndexSync and is handed to the next, as a server's data outlives a
+    restart of ours. Local snapshots must never be asked of it."""
+
+    persistent = True
+
+    def snapshot(self, directory, seq=None, keep=2):
+        raise AssertionError("a persistent engine was asked for a local snapshot")
+
+    def load(self, directory):
+        raise AssertionError("a persistent engine was loaded from a local snapshot")
+
+
+def test_an_engine_that_persists_itself_resumes_from_its_own_seq(settings):
+    services = Services(settings)
+    try:
+        call = Client(services, "acme")
+        call("CreateGroup", GroupId="g", GroupName="g")
+        call("CreatePerson", GroupId="g", PersonId="a", PersonName="a", Image=photo("Tony_Blair", 0))
+        engine = SelfPersisting()
+        owned = settings.data_dir / "engine-owner"
+        sync = IndexSync(services.db, engine, owned, prune_after_seconds=-1)
+        assert sync.start(background=False)["how"] == "rebuild"  # it held nothing yet
+        assert digest(engine) == digest(services.index)
+        # Written while no IndexSync feeds the engine (ours is "down"): the log keeps it.
+        call("CreatePerson", GroupId="g", PersonId="b", PersonName="b", Image=photo("Colin_Powell", 0))
+        call("DeletePerson", PersonId="a")
+        again = IndexSync(services.db, engine, owned, prune_after_seconds=-1)
+        report = again.start(background=False)
+        assert report["how"] == "resume" and report["replayed"] >= 2
+        assert digest(engine) == digest(services.index)
+        # Its checkpoint writes no files and prunes the log behind the engine's own seq.
+        assert again.snapshot() == engine.last_seq
+        assert not owned.exists()
+        with services.db.read() as s:
+            assert s.scalar(select(IndexChange.seq).limit(1)) is None
+        # A seq the log cannot have reached (another database, a restored backup): rebuilt.
+        engine.finish_rebuild(engine.last_seq + 1000)
+        assert IndexSync(services.db, engine, owned).start(background=False)["how"] == "rebuild"
+        assert digest(engine) == digest(services.index)
+    finally:
+        services.close()

@@ -6,7 +6,7 @@ face); SearchPersons* score the person's fused feature (the normalised mean of i
 return FaceId "". Up to 10 faces of the image are searched (MaxFaceNum, largest first), each
 with its own FaceRect, RetCode and candidates.
 
-The vector index (``ctx.services.index``, an :class:`openiai.index.manager.IndexManager`) may
+The vector index (``ctx.services.index``, an :class:`openiai.index.VectorIndex`) may
 lag the database by a moment, so every hit is checked against the database before it is
 returned: a face or person deleted since, or a person no longer in a searched group, is
 dropped (the index is asked for a few extra candidates to make up for them). Scores are
@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ..core import versions
 from ..core.errors import ApiError, failed, invalid, value
-from ..index.manager import Hit
+from ..index import Hit
 from ..services.hits import STALE_SLACK, Rows, person_group_infos
 from ..core.timing import stage
 from ..store.schema import Group

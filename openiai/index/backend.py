@@ -1,13 +1,16 @@
-"""The narrow vector-store interface the index manager talks to.
+"""Slot-level vector spaces: an internal detail of the in-memory engine (:mod:`.manager`).
 
-A backend stores (id, vector) pairs of one space (faces or persons of one account and model
-version) and answers top-k inner-product queries, optionally restricted to an allowed id set.
-Ids are dense non-negative int64 *slots* handed out by the manager (not database keys), so a
-filter can always be a bitmap. The FAISS backend is the in-process implementation; a
-distributed engine (Milvus, ...) can implement the same protocol, taking ``Allowed.ids()``
-as an ``id in [...]`` expression.
+A backend stores (id, vector) pairs of one space (faces or persons of one collection) and
+answers top-k inner-product queries, optionally restricted to an allowed id set. Ids are dense
+non-negative int64 *slots* handed out by :class:`openiai.index.collection.Collection` (not
+database keys), so a filter can always be a bitmap. :class:`FaissBackend` is the
+implementation.
 
-Backends are not thread-safe on their own: the manager holds a readers-writer lock around
+This is not the seam for another engine: a remote engine (Milvus, ...) implements
+:class:`openiai.index.engine.VectorIndex` instead, keyed by database pks with groups as a
+filter field, and needs neither slots nor bitmaps.
+
+Backends are not thread-safe on their own: the collection's readers-writer lock is held around
 them (any number of concurrent ``search`` calls, or one writer).
 """
 
@@ -20,7 +23,8 @@ import numpy as np
 
 
 class Allowed:
-    """The set of ids a search may return, over slots ``0 .. size-1``.
+    """The set of slots a search may return, over slots ``0 .. size-1`` (a group filter of
+    the in-memory engine).
 
     Held as a packed bitmap (FAISS ``IDSelectorBitmap`` layout: bit ``i & 7`` of byte
     ``i >> 3``, 1/8 byte per slot) plus ``count``, the number of allowed ids; the id list is
@@ -60,6 +64,8 @@ class Allowed:
 
 @runtime_checkable
 class VectorBackend(Protocol):
+    """One vector space of a :class:`~openiai.index.collection.Collection`, keyed by slot."""
+
     dim: int
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

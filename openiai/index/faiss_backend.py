@@ -1,4 +1,5 @@
-"""In-process FAISS backend: exact below a size threshold, IVF-PQ fast-scan + re-rank above.
+"""The in-memory engine's FAISS vector space: exact below a size threshold, IVF-PQ fast-scan
++ re-rank above.
 
 * ``n < exact_threshold``: ``IndexIDMap2(IndexFlatIP)``, exact float32 inner product.
 * ``n >= exact_threshold``: ``IndexIVFPQFastScan`` (``IVF<nlist>,PQ<d/2>x4fs``, inner
@@ -68,9 +69,11 @@ def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FaissBackend:
+    """A :class:`~openiai.index.backend.VectorBackend` of `dim`-wide vectors."""
+
     def __init__(
         self,
-        dim: int = 128,
+        dim: int,
         exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
         nlist: int | None = None,
         nprobe: int | None = None,

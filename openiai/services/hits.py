@@ -11,7 +11,7 @@ from typing import Collection, Iterable, Sequence
 
 from sqlalchemy import select
 
-from ..index.manager import Hit
+from ..index import Hit
 from ..store.db import Database
 from ..store.repo import ex_values
 from ..store.schema import Face, Group, Membership, Person

@@ -1,15 +1,17 @@
-"""Keeps an :class:`IndexManager` equal to the database.
+"""Keeps a vector index (:class:`openiai.index.engine.VectorIndex`) equal to the database.
 
 The database is the source of truth; the index is derived from it in one of two ways:
 
 * start-up: load the newest snapshot from ``data/index`` and replay the change log
   (``index_changes``) after the snapshot's seq; with no usable snapshot (none yet, another
-  database, a pruned log, a damaged file) rebuild everything from the tables;
+  database, a pruned log, a damaged file) rebuild everything from the tables. An engine that
+  persists by itself (``index.persistent``) has no local snapshots: the log is replayed after
+  the seq it reports, and it is rebuilt when that seq does not fit the log;
 * running: each committed write hands its changes over (``Database.on_commit``, still under
   the writer lock, so they arrive in seq order); a gap in the sequence (a write by another
   process, such as ``openiai import``) is filled by reading the log. A background thread also
   polls the log once a second, writes a snapshot when enough has changed, and prunes the log
-  behind the snapshot.
+  behind the snapshot (behind the engine's own seq for a persistent engine).
 
 After a SIGKILL at any moment a restart therefore sees every committed change (they are in the
 log or in the tables) and nothing that was rolled back.
@@ -26,14 +28,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from ..store.changes import as_change
+from ..core import versions
+from ..core.changes import Change
 from ..core.clock import now_ms
+from ..core.features import normalize
+from ..index.engine import VectorIndex
+from ..store.changes import as_change
 from ..store.db import Database
 from ..store.face_features import face_vectors
 from ..store.schema import IndexChange, IndexState, Membership, Person
-from ..core.changes import Change
-from ..core.features import normalize
-from ..index.manager import IndexManager
 
 log = logging.getLogger("openiai.index")
 
@@ -42,11 +45,15 @@ DATABASE_ID_FILE = "DATABASE_ID"
 
 
 class IndexSync:
-    def __init__(self, db: Database, manager: IndexManager, snapshot_dir: Path | None, *,
+    """Feeds `index` from `db`. `snapshot_dir` is given to the one process that owns the index
+    state (the server): it writes the snapshots there (none for a persistent engine) and prunes
+    the log; None for other processes on the same database, which only read the log."""
+
+    def __init__(self, db: Database, index: VectorIndex, snapshot_dir: Path | None, *,
                  snapshot_changes: int = 20_000, snapshot_seconds: float = 300.0,
                  prune_after_seconds: float = 600.0, poll_seconds: float = 1.0) -> None:
         self.db = db
-        self.index = manager
+        self.index = index
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
         self.snapshot_changes = snapshot_changes
         self.snapshot_seconds = snapshot_seconds
@@ -65,8 +72,8 @@ class IndexSync:
         """Bring the index up to date with the database; returns how (for the log)."""
         started = time.perf_counter()
         self.database_id = self._database_id()
-        how = "snapshot"
-        seq = self._load_snapshot()
+        how = "resume" if self.index.persistent else "snapshot"
+        seq = self._resume()
         if seq is None:
             how = "rebuild"
             self.rebuild()
@@ -155,20 +162,21 @@ class IndexSync:
         self.index.clear()
         for key, (f, m) in sorted(by_key.items()):
             self._load_collection(key, f, m)
-        self.index.last_seq = seq
+        self.index.finish_rebuild(seq)
 
     def _load_collection(self, key, faces, members) -> None:
+        dim = versions.get(key[1]).dim
         face_pks = np.array([r[2] for r in faces], np.int64)
         face_person = np.array([r[3] for r in faces], np.int64)
-        vectors = (np.frombuffer(b"".join(r[4] for r in faces), "<f4").reshape(-1, self.index.dim)
-                   if faces else np.zeros((0, self.index.dim), np.float32))
+        vectors = (np.frombuffer(b"".join(r[4] for r in faces), "<f4").reshape(-1, dim)
+                   if faces else np.zeros((0, dim), np.float32))
         # Fused person vectors: faces are sorted by person, so each person is one run.
         if len(face_person):
             starts = np.flatnonzero(np.r_[True, face_person[1:] != face_person[:-1]])
             person_pks = face_person[starts]
             fused = normalize(np.add.reduceat(normalize(vectors), starts, axis=0))
         else:
-            person_pks, fused = np.zeros(0, np.int64), np.zeros((0, self.index.dim), np.float32)
+            person_pks, fused = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         self.index.bulk_load(
             key[0], key[1], face_pks=face_pks, face_person_pks=face_person, face_vectors=vectors,
             person_pks=person_pks, person_vectors=fused,
@@ -184,13 +192,19 @@ class IndexSync:
             behind > 0 and time.monotonic() - self._snap_time >= self.snapshot_seconds)
 
     def snapshot(self) -> int:
-        """Write a snapshot, then prune the log behind it (old entries only); returns its seq."""
+        """Write a snapshot, then prune the log behind it (old entries only); returns its seq.
+
+        A persistent engine has made its seq durable already: only the log is pruned."""
         assert self.snapshot_dir is not None
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        (self.snapshot_dir / DATABASE_ID_FILE).write_text(self.database_id)
-        with self._lock:
-            seq = self.index.last_seq
-            self.index.snapshot(self.snapshot_dir, seq)
+        if self.index.persistent:
+            with self._lock:
+                seq = self.index.last_seq
+        else:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            (self.snapshot_dir / DATABASE_ID_FILE).write_text(self.database_id)
+            with self._lock:
+                seq = self.index.last_seq
+                self.index.snapshot(self.snapshot_dir, seq)
         self._snap_seq, self._snap_time = seq, time.monotonic()
         self._prune(seq)
         return seq
@@ -206,6 +220,25 @@ class IndexSync:
                 s.execute(delete(IndexChange).where(IndexChange.seq <= top))
                 s.merge(IndexState(name="pruned_through", value=str(top)))
 
+    def _resume(self) -> int | None:
+        """The seq the index holds at start, or None when it has to be rebuilt."""
+        if self.index.persistent:
+            seq = self.index.last_seq
+            if seq == 0:  # nothing there: reading the tables beats replaying the whole log
+                return None
+        else:
+            seq = self._load_snapshot()
+            if seq is None:
+                return None
+        with self.db.read() as s:
+            pruned = _pruned_through(s)
+            newest = max(s.scalar(select(func.max(IndexChange.seq))) or 0, pruned)
+        if seq > newest or pruned > seq:
+            log.warning("index seq %d does not fit the change log (%d..%d): rebuilding",
+                        seq, pruned, newest)
+            return None
+        return seq
+
     def _load_snapshot(self) -> int | None:
         """The loaded snapshot's seq, or None when there is none to trust."""
         root = self.snapshot_dir
@@ -216,18 +249,10 @@ class IndexSync:
             log.warning("index snapshot in %s belongs to another database: rebuilding", root)
             return None
         try:
-            seq = self.index.load(root)
+            return self.index.load(root)
         except Exception:
             log.exception("index snapshot in %s could not be loaded: rebuilding", root)
             return None
-        with self.db.read() as s:
-            pruned = _pruned_through(s)
-            newest = max(s.scalar(select(func.max(IndexChange.seq))) or 0, pruned)
-        if seq > newest or pruned > seq:
-            log.warning("index snapshot seq %d does not fit the change log (%d..%d): rebuilding",
-                        seq, pruned, newest)
-            return None
-        return seq
 
     def _database_id(self) -> str:
         with self.db.write() as s:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.settings import Settings
-from ..index.manager import IndexManager
+from ..index import IndexManager, VectorIndex
 from ..store.db import Database
 from ..store.keys import KeyStore, load_master_key
 from .faces import FacePipeline
@@ -27,13 +27,13 @@ class Services:
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path),
                             cache_seconds=settings.key_cache_seconds)
         self.faces = FacePipeline.from_settings(settings)
-        self.index: IndexManager | None = None
+        self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
             self._start_index(settings, owner, background)
 
     def _start_index(self, settings: Settings, owner: bool, background: bool) -> None:
-        self.index = IndexManager()
+        self.index = IndexManager()  # the one engine so far; every use goes through VectorIndex
         self.index_sync = IndexSync(self.db, self.index,
                                     settings.data_dir / "index" if owner else None,
                                     **settings.index_sync_options())

@@ -117,7 +117,7 @@ class IndexChange(Base):
     """The vector index's change log: one row per change, written in the same transaction as
     the rows it describes. ``seq`` only grows (AUTOINCREMENT on SQLite, a sequence on
     PostgreSQL, writers serialised), so "everything after seq N" is exactly what an index
-    snapshot taken at N is missing. Kinds and payloads: ``openiai.index.manager.KINDS``."""
+    snapshot taken at N is missing. Kinds and payloads: ``openiai.core.changes.KINDS``."""
 
     __tablename__ = "index_changes"
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
