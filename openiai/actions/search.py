@@ -139,12 +139,12 @@ def _searched(ctx: Context, group_ids: list[str], spec: Spec) -> Searched:
         if missing:
             raise value("GroupIdNotExist", f"Group `{missing[0]}` does not exist.")
         groups = [by_id[gid] for gid in group_ids]
-        versions = {g.face_model_version for g in groups}
-        if len(versions) > 1:
+        found = {g.face_model_version for g in groups}  # not `versions`: the module below
+        if len(found) > 1:
             raise failed("AcrossVersionsError",
                          "Groups of different FaceModelVersions cannot be searched together: "
                          + ", ".join(f"`{g.group_id}` {g.face_model_version}" for g in groups))
-        version = versions.pop()
+        version = found.pop()
         if spec.persons and not versions.get(version).person_search:
             raise value("UnsupportedGroupFaceModelVersion",
                         "Person search is available only for FaceModelVersion 3.0 groups.")
