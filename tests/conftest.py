@@ -18,10 +18,14 @@ import os
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from harness import REPO, Api, Server
-from inproc import InProcessApi
+
+if TYPE_CHECKING:  # imported by the fixtures: the actions and models load only if a test asks
+    from inproc import InProcessApi
 
 TESTDATA = Path(os.environ.get("OPENIAI_TESTDATA", REPO / ".." / "shared" / "faces")).resolve()
 PG_ADMIN_URL = os.environ.get("OPENIAI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -155,6 +159,8 @@ def inproc_services(tmp_path_factory):
 @pytest.fixture(params=["sqlite", "postgres"])
 def inproc(request, inproc_services) -> InProcessApi:
     """A fresh account on in-process Services, per storage backend (like ``api``)."""
+    from inproc import InProcessApi
+
     services = inproc_services(request.param)
     account = f"acct{next(_accounts)}-{uuid.uuid4().hex[:6]}"
     return InProcessApi(services, services.keys.ensure_account(account))
@@ -163,6 +169,8 @@ def inproc(request, inproc_services) -> InProcessApi:
 @pytest.fixture(scope="session")
 def engine_inproc(inproc_services) -> InProcessApi:
     """For the image actions that keep no state (like ``engine_api``): SQLite only."""
+    from inproc import InProcessApi
+
     services = inproc_services("sqlite")
     return InProcessApi(services, services.keys.ensure_account("engine"))
 
