@@ -2,8 +2,8 @@
 
 One sub-folder per person (folder name = PersonId and PersonName unless ``--csv`` maps it),
 up to ``--max-faces`` (5) faces each: the first usable image through CreatePerson, the rest one
-at a time through CreateFace. The work goes through the registered action handlers with the
-same request validation as the HTTP API (``validate_request`` + ``HANDLERS``), on a
+at a time through CreateFace. The work goes through the action dispatch the HTTP API uses
+(:func:`openiai.api.dispatch.dispatch`: the same validation, handlers and output fields), on a
 :class:`~openiai.services.Services` over the server's database, so limits, storage, the change
 log and the vector index are exactly those of API calls; a running server picks the new faces
 up from the change log.
@@ -244,10 +244,9 @@ class Importer:
                  face_model_version: str | None = None, quality: int = 0, unique: int = 0,
                  max_faces: int = MAX_FACES, face_match_threshold: float | None = None,
                  workers: int = 2, journal_file: Path | None = None) -> None:
-        from . import actions  # noqa: F401  (registers the handlers)
-        from .actions.registry import HANDLERS, Context
+        from .actions.registry import Context
 
-        self.services, self.handlers = services, HANDLERS
+        self.services = services
         self.root = Path(root)
         self.account, self.group = account, group
         self.quality, self.unique = quality, unique
@@ -271,10 +270,10 @@ class Importer:
 
     # -- calling actions exactly as the API does
     def call(self, action: str, **params) -> dict:
-        from .api.schema import validate_request
+        from .api.dispatch import dispatch
 
-        model = validate_request(VERSION, action, params)
-        return self.handlers[action](self.ctx, model) or {}
+        return dispatch(self.services, self.ctx.account_id, VERSION, action, params,
+                        request_id=self.ctx.request_id)
 
     def _ensure_group(self, name: str, version: str | None) -> None:
         from .core.errors import ApiError

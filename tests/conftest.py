@@ -1,4 +1,15 @@
-"""Shared fixtures: test data location, real servers on SQLite and PostgreSQL, SDK clients."""
+"""Shared fixtures: test data location, the two tiers of clients, and their backends.
+
+* In-process tier (``inproc``, ``engine_inproc``): actions through the API's dispatch on
+  Services in this process (tests/inproc.py) - for what an action answers to its parameters:
+  validation, error codes, limits, handler behaviour.
+* SDK-over-HTTP tier (``api``, ``engine_api``, ``server``): a real ``openiai serve`` and the
+  official SDK - for what only the wire shows: protocol, signing, both API versions through
+  the SDK, server lifecycle, conformance, isolation between keys, crashes.
+
+Both run on SQLite and PostgreSQL where storage can change the answer. ``-m inproc`` selects
+the in-process tier, ``-m "not inproc"`` the rest; ``make test`` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +18,14 @@ import os
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from harness import REPO, Api, Server
+
+if TYPE_CHECKING:  # imported by the fixtures: the actions and models load only if a test asks
+    from inproc import InProcessApi
 
 TESTDATA = Path(os.environ.get("OPENIAI_TESTDATA", REPO / ".." / "shared" / "faces")).resolve()
 PG_ADMIN_URL = os.environ.get("OPENIAI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -103,11 +119,78 @@ def engine_api(engine_server) -> Api:
     return Api(engine_server, secret_id, secret_key)
 
 
+# ---- the in-process tier ---------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def inproc_services(tmp_path_factory):
+    """Services per storage backend, built on first use and shared by the session's tests
+    (like the servers: every test gets its own account, so they never see each other)."""
+    from openiai.core.settings import Settings
+    from openiai.services import Services
+
+    built, drops, unavailable = {}, [], {}
+
+    def get(backend: str):
+        if backend in unavailable:
+            pytest.skip(unavailable[backend])
+        if backend not in built:
+            url = None
+            if backend == "postgres":
+                created, reason = _postgres_database()
+                if created is None:
+                    print(f"\nSKIP PostgreSQL: {reason}")
+                    unavailable[backend] = reason
+                    pytest.skip(reason)
+                url, drop = created
+                drops.append(drop)
+            # The server's settings: from the environment, with its own data dir and database.
+            settings = Settings.from_env(data_dir=tmp_path_factory.mktemp(f"inproc-{backend}"))
+            settings.database_url = url
+            built[backend] = Services(settings)
+        return built[backend]
+
+    yield get
+    for services in built.values():
+        services.close()
+    for drop in drops:
+        drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def inproc(request, inproc_services) -> InProcessApi:
+    """A fresh account on in-process Services, per storage backend (like ``api``)."""
+    from inproc import InProcessApi
+
+    services = inproc_services(request.param)
+    account = f"acct{next(_accounts)}-{uuid.uuid4().hex[:6]}"
+    return InProcessApi(services, services.keys.ensure_account(account))
+
+
+@pytest.fixture(scope="session")
+def engine_inproc(inproc_services) -> InProcessApi:
+    """For the image actions that keep no state (like ``engine_api``): SQLite only."""
+    from inproc import InProcessApi
+
+    services = inproc_services("sqlite")
+    return InProcessApi(services, services.keys.ensure_account("engine"))
+
+
+INPROC_FIXTURES = {"inproc", "engine_inproc"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "inproc: calls actions in-process (tests/inproc.py); "
+                                       "set from the fixtures a test uses")
+
+
 def pytest_collection_modifyitems(config, items):
-    """tccli's conformance runs go against the SQLite server only (see
-    test_conformance.runs_for): the PostgreSQL combinations are not collected, not skipped."""
+    """The ``inproc`` marker on tests of the in-process tier. tccli's conformance runs go
+    against the SQLite server only (see test_conformance.runs_for): the PostgreSQL
+    combinations are not collected, not skipped."""
     keep, drop = [], []
     for item in items:
+        if INPROC_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("inproc")
         params = getattr(getattr(item, "callspec", None), "params", {})
         if params.get("server") == "postgres" and str(params.get("run_id", "")).startswith("tccli"):
             drop.append(item)

@@ -1,17 +1,13 @@
-"""A real `openiai serve` in a subprocess and official-SDK clients pointed at it."""
+"""A real `openiai serve` in a subprocess and official-SDK clients pointed at it.
+
+The server harness itself lives in the package (:mod:`openiai.bench.server`), shared with
+``openiai bench``; it is re-exported here so tests keep importing it from one place.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -21,98 +17,16 @@ from tencentcloud.iai.v20180301 import models as models_2018
 from tencentcloud.iai.v20200303 import iai_client as iai_client_2020
 from tencentcloud.iai.v20200303 import models as models_2020
 
-REPO = Path(__file__).resolve().parents[1]
-OPENIAI = [sys.executable, "-m", "openiai.cli"]
+from openiai.bench.server import OPENIAI, REPO, Server, free_port
+
+__all__ = ["OPENIAI", "REPO", "SDK", "SIGNINGS", "Api", "Server", "free_port"]
+
 SDK = {
     "2020-03-03": (iai_client_2020, models_2020),
     "2018-03-01": (iai_client_2018, models_2018),
 }
 SIGNINGS = [("TC3-HMAC-SHA256", "POST"), ("TC3-HMAC-SHA256", "GET"),
             ("HmacSHA256", "POST"), ("HmacSHA256", "GET"), ("HmacSHA1", "POST")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One server process over one data directory; can be killed and started again."""
-
-    def __init__(self, data_dir: Path, database_url: str | None = None,
-                 extra_env: dict | None = None) -> None:
-        self.data_dir = Path(data_dir)
-        self.database_url = database_url
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.env = dict(os.environ, OPENIAI_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1",
-                        **(extra_env or {}))
-        if database_url:
-            self.env["OPENIAI_DATABASE_URL"] = database_url
-        self.log_path = self.data_dir / "server.log"
-        self.serve_args: list[str] = []  # extra `openiai serve` flags
-        self._keys = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.endpoint}/"
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run([*OPENIAI, *args], env=self.env, cwd=REPO, capture_output=True,
-                             text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"openiai {' '.join(args)} failed: {out.stderr}")
-        return out.stdout
-
-    def create_key(self, account: str) -> tuple[str, str]:
-        """A key made in-process on the server's database (the CLI path has its own test)."""
-        if self._keys is None:
-            from openiai.core.settings import Settings
-            from openiai.store.db import Database
-            from openiai.store.keys import KeyStore, load_master_key
-
-            settings = Settings(data_dir=self.data_dir, database_url=self.database_url)
-            self._keys = KeyStore(Database(settings.db_url), load_master_key(settings.master_key_path))
-        return self._keys.create_key(account)
-
-    def start(self, timeout: float = 60) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*OPENIAI, "serve", "--port", str(self.port), *self.serve_args],
-                                     env=self.env,
-                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://{self.endpoint}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start in time")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing; what survives is what was durable."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
 
 
 class Api:

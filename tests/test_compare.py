@@ -1,4 +1,8 @@
-"""CompareFace through the official SDK over HTTP: calibrated scores that separate people."""
+"""CompareFace: calibrated scores that separate people.
+
+The LFW accuracy run and the two API versions go through the official SDK over HTTP; the
+error table and the matching strategy run in-process (``engine_inproc``).
+"""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,24 +43,32 @@ def test_compare_face_separates_lfw_dev_test_pairs(engine_api):
     assert all(0 <= s <= 100 for s in scores)
 
 
-def test_compare_face_versions_and_errors(engine_api):
-    a, b = lfw("Aaron_Peirsol", 1), lfw("Aaron_Peirsol", 2)
-    out = engine_api.call("CompareFace", ImageA=a, ImageB=b)
+AARON_1, AARON_2 = lfw("Aaron_Peirsol", 1), lfw("Aaron_Peirsol", 2)
+
+
+def test_compare_face_in_both_versions(engine_api):
+    out = engine_api.call("CompareFace", ImageA=AARON_1, ImageB=AARON_2)
     assert out["FaceModelVersion"] == "3.0" and out["Score"] > 60
-    old = engine_api.variant(version="2018-03-01").call("CompareFace", ImageA=a, ImageB=b)
+    old = engine_api.variant(version="2018-03-01").call("CompareFace", ImageA=AARON_1,
+                                                        ImageB=AARON_2)
     assert abs(old["Score"] - out["Score"]) < 1e-6
-    assert engine_api.code("CompareFace", ImageA=a) == "InvalidParameterValue.ImageEmpty"
-    assert engine_api.code("CompareFace", ImageA=a, ImageB=b64(
+
+
+def test_compare_face_errors(engine_inproc):
+    a, b = AARON_1, AARON_2
+    assert engine_inproc.code("CompareFace", ImageA=a) == "InvalidParameterValue.ImageEmpty"
+    assert engine_inproc.code("CompareFace", ImageA=a, ImageB=b64(
         "insightface/inspireface_test_res/data/bulk/view.jpg")) == \
         "InvalidParameterValue.NoFaceInPhoto"
-    assert engine_api.code("CompareFace", ImageA=a, ImageB=b, QualityControl=5) == \
+    assert engine_inproc.code("CompareFace", ImageA=a, ImageB=b, QualityControl=5) == \
         "InvalidParameterValue.QualityControlIllegal"
-    assert engine_api.code("CompareFace", ImageA=a, ImageB=b, FaceModelVersion="1.0") == \
+    assert engine_inproc.code("CompareFace", ImageA=a, ImageB=b, FaceModelVersion="1.0") == \
         "InvalidParameterValue.FaceModelVersionIllegal"
 
 
 @pytest.mark.parametrize("strategy", [0, 1])
-def test_compare_face_matching_strategy_on_group_photo(engine_api, strategy):
+def test_compare_face_matching_strategy_on_group_photo(engine_inproc, strategy):
     group = b64("compreface/sample_images/010_2.jpg")
-    out = engine_api.call("CompareFace", ImageA=group, ImageB=group, FaceMatchingStrategy=strategy)
+    out = engine_inproc.call("CompareFace", ImageA=group, ImageB=group,
+                             FaceMatchingStrategy=strategy)
     assert out["Score"] > 90  # the same face is chosen on both sides

@@ -1,4 +1,8 @@
-"""CreateFace and DeleteFace through the official SDK over HTTP, with real face images."""
+"""CreateFace and DeleteFace, with real face images.
+
+Adding and deleting faces runs through the official SDK over HTTP in both API versions; the
+per-image codes, thresholds, limits and quality checks run in-process (``inproc``).
+"""
 
 import re
 
@@ -12,9 +16,10 @@ NO_FACE = b64("dlib/no_face/dog.jpg")  # SPECIAL_CASES.csv, category no_face
 NOT_AN_IMAGE = "aGVsbG8gd29ybGQ="  # base64 of "hello world"
 
 
-def _person(api, pid="p", image=None, version="3.0"):
-    api.call("CreateGroup", GroupId=f"g-{pid}", GroupName=f"G {pid}", FaceModelVersion=version)
-    return api.call("CreatePerson", GroupId=f"g-{pid}", PersonId=pid, PersonName="P",
+def _person(client, pid="p", image=None, version="3.0"):
+    """A person with one face in a group of its own; returns the FaceId."""
+    client.call("CreateGroup", GroupId=f"g-{pid}", GroupName=f"G {pid}", FaceModelVersion=version)
+    return client.call("CreatePerson", GroupId=f"g-{pid}", PersonId=pid, PersonName="P",
                     Image=image or GUL[0])["FaceId"]
 
 
@@ -34,61 +39,62 @@ def test_create_face_adds_matching_faces(api, version):
     assert (counts["PersonNum"], counts["FaceNum"]) == (1, 3)
 
 
-def test_create_face_per_image_ret_codes(api):
-    _person(api)
-    out = api.call("CreateFace", PersonId="p", Images=[AARON, NO_FACE, NOT_AN_IMAGE, GUL[1]])
+def test_create_face_per_image_ret_codes(inproc):
+    _person(inproc)
+    out = inproc.call("CreateFace", PersonId="p", Images=[AARON, NO_FACE, NOT_AN_IMAGE, GUL[1]])
     # Another person's face is below the default threshold (60); the rest fail per image.
     assert out["RetCode"] == [-1604, -1101, -1102, 0]
     assert out["SucIndexes"] == [3] and out["SucFaceNum"] == 1 and len(out["SucFaceIds"]) == 1
     assert len(out["SucFaceRects"]) == 1
-    assert len(api.call("GetPersonBaseInfo", PersonId="p")["FaceIds"]) == 2
+    assert len(inproc.call("GetPersonBaseInfo", PersonId="p")["FaceIds"]) == 2
     # Nothing succeeds: the call still answers, with every image's code.
-    out = api.call("CreateFace", PersonId="p", Images=[NO_FACE])
+    out = inproc.call("CreateFace", PersonId="p", Images=[NO_FACE])
     assert out["RetCode"] == [-1101] and out["SucFaceNum"] == 0 and out["SucFaceIds"] == []
 
 
-def test_face_match_threshold(api):
-    _person(api)
+def test_face_match_threshold(inproc):
+    _person(inproc)
     # With the bar at 0, any face is "above" it; at 100 not even the same person passes.
-    assert api.call("CreateFace", PersonId="p", Images=[GUL[1]],
-                    FaceMatchThreshold=100)["RetCode"] == [-1604]
-    out = api.call("CreateFace", PersonId="p", Images=[AARON], FaceMatchThreshold=0)
+    assert inproc.call("CreateFace", PersonId="p", Images=[GUL[1]],
+                       FaceMatchThreshold=100)["RetCode"] == [-1604]
+    out = inproc.call("CreateFace", PersonId="p", Images=[AARON], FaceMatchThreshold=0)
     assert out["RetCode"] == [0]
     for bad in (-0.5, 100.5, 1000):
-        assert api.code("CreateFace", PersonId="p", Images=[GUL[1]], FaceMatchThreshold=bad) == \
-            "InvalidParameterValue.FaceMatchThresholdIllegal"
+        got = inproc.code("CreateFace", PersonId="p", Images=[GUL[1]], FaceMatchThreshold=bad)
+        assert got == "InvalidParameterValue.FaceMatchThresholdIllegal", bad
 
 
-def test_create_face_limits(api):
-    _person(api)
-    assert api.code("CreateFace", PersonId="p", Images=GUL[:5]) == \
+def test_create_face_limits(inproc):
+    _person(inproc)
+    assert inproc.code("CreateFace", PersonId="p", Images=GUL[:5]) == \
         "InvalidParameterValue.UploadFaceNumExceed"
-    assert api.code("CreateFace", PersonId="p") == "InvalidParameterValue.ImageEmpty"
-    assert api.code("CreateFace", PersonId="p", Images=[GUL[1]], QualityControl=5) == \
+    assert inproc.code("CreateFace", PersonId="p") == "InvalidParameterValue.ImageEmpty"
+    assert inproc.code("CreateFace", PersonId="p", Images=[GUL[1]], QualityControl=5) == \
         "InvalidParameterValue.QualityControlIllegal"
-    assert api.code("CreateFace", PersonId="nope", Images=[GUL[1]]) == \
+    assert inproc.code("CreateFace", PersonId="nope", Images=[GUL[1]]) == \
         "InvalidParameterValue.PersonIdNotExist"
-    out = api.call("CreateFace", PersonId="p", Images=GUL[1:4])
+    out = inproc.call("CreateFace", PersonId="p", Images=GUL[1:4])
     assert out["SucFaceNum"] == 3
     # 4 faces now: two more would make 6.
-    assert api.code("CreateFace", PersonId="p", Images=GUL[:2]) == \
+    assert inproc.code("CreateFace", PersonId="p", Images=GUL[:2]) == \
         "InvalidParameterValue.PersonFaceNumExceed"
-    assert api.call("CreateFace", PersonId="p", Images=[GUL[4]])["SucFaceNum"] == 1
-    assert api.code("CreateFace", PersonId="p", Images=[GUL[1]]) == \
+    assert inproc.call("CreateFace", PersonId="p", Images=[GUL[4]])["SucFaceNum"] == 1
+    assert inproc.code("CreateFace", PersonId="p", Images=[GUL[1]]) == \
         "InvalidParameterValue.PersonFaceNumExceed"
-    assert len(api.call("GetPersonBaseInfo", PersonId="p")["FaceIds"]) == 5
+    assert len(inproc.call("GetPersonBaseInfo", PersonId="p")["FaceIds"]) == 5
 
 
-def test_urls_win_over_images(api):
-    _person(api)
+def test_urls_win_over_images(inproc):
+    _person(inproc)
     # The docs: with both given only Urls are used; an unusable URL fails that image only.
-    out = api.call("CreateFace", PersonId="p", Images=[GUL[1]], Urls=["ftp://example.com/a.jpg"])
+    out = inproc.call("CreateFace", PersonId="p", Images=[GUL[1]],
+                      Urls=["ftp://example.com/a.jpg"])
     assert out["RetCode"] == [-1102] and out["SucFaceNum"] == 0
 
 
-def test_create_face_uses_the_persons_model_version(api):
-    _person(api, version="2.0")
-    out = api.call("CreateFace", PersonId="p", Images=[GUL[1]])
+def test_create_face_uses_the_persons_model_version(inproc):
+    _person(inproc, version="2.0")
+    out = inproc.call("CreateFace", PersonId="p", Images=[GUL[1]])
     assert out["FaceModelVersion"] == "2.0" and out["RetCode"] == [0]
 
 
@@ -115,13 +121,13 @@ def test_delete_face(api, version):
     assert c.call("CreateFace", PersonId="p", Images=[GUL[3]])["RetCode"] == [0]
 
 
-def test_quality_control(api):
+def test_quality_control(inproc):
     pytest.importorskip("openiai.vision.quality", reason="vision quality module not written yet")
     blurry = b64("insightface/inspireface_test_res/data/bulk/blur.jpg")
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    assert api.code("CreatePerson", GroupId="g", PersonId="b", PersonName="B", Image=blurry,
-                    QualityControl=4) == "FailedOperation.FaceQualityNotQualified"
-    _person(api)
-    out = api.call("CreateFace", PersonId="p", Images=[blurry, GUL[1]], QualityControl=4,
-                   FaceMatchThreshold=0)
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    assert inproc.code("CreatePerson", GroupId="g", PersonId="b", PersonName="B", Image=blurry,
+                       QualityControl=4) == "FailedOperation.FaceQualityNotQualified"
+    _person(inproc)
+    out = inproc.call("CreateFace", PersonId="p", Images=[blurry, GUL[1]], QualityControl=4,
+                      FaceMatchThreshold=0)
     assert out["RetCode"][0] == -1601

@@ -1,4 +1,8 @@
-"""Group management through the official SDK over HTTP."""
+"""Group management.
+
+The lifecycle runs through the official SDK over HTTP with every signing and both API
+versions; the limits and error tables run in-process (``inproc``: the same dispatch, no wire).
+"""
 
 import pytest
 
@@ -26,15 +30,15 @@ def test_group_lifecycle_every_signing_and_version(api, version, sign, method):
     assert c.code("GetGroupInfo", GroupId="staff-1") == "InvalidParameterValue.GroupIdNotExist"
 
 
-def test_group_list_pagination(api):
+def test_group_list_pagination(inproc):
     for i in range(7):
-        api.call("CreateGroup", GroupId=f"g{i}", GroupName=f"G{i}")
-    page1 = api.call("GetGroupList", Offset=0, Limit=3)
-    page3 = api.call("GetGroupList", Offset=6, Limit=3)
+        inproc.call("CreateGroup", GroupId=f"g{i}", GroupName=f"G{i}")
+    page1 = inproc.call("GetGroupList", Offset=0, Limit=3)
+    page3 = inproc.call("GetGroupList", Offset=6, Limit=3)
     assert page1["GroupNum"] == 7 and [g["GroupId"] for g in page1["GroupInfos"]] == ["g0", "g1", "g2"]
     assert [g["GroupId"] for g in page3["GroupInfos"]] == ["g6"]
-    assert len(api.call("GetGroupList")["GroupInfos"]) == 7  # default Limit 10
-    assert api.code("GetGroupList", Limit=1001) == "InvalidParameterValue.LimitExceed"
+    assert len(inproc.call("GetGroupList")["GroupInfos"]) == 7  # default Limit 10
+    assert inproc.code("GetGroupList", Limit=1001) == "InvalidParameterValue.LimitExceed"
 
 
 @pytest.mark.parametrize("params,code", [
@@ -56,37 +60,38 @@ def test_group_list_pagination(api):
      "InvalidParameterValue.FaceModelVersionIllegal"),
     ({"GroupName": "n"}, "MissingParameter"),
 ])
-def test_create_group_limits(api, params, code):
-    assert api.code("CreateGroup", **params) == code
+def test_create_group_limits(inproc, params, code):
+    assert inproc.code("CreateGroup", **params) == code
 
 
-def test_group_id_and_name_are_unique(api):
-    api.call("CreateGroup", GroupId="g", GroupName="n")
-    assert api.code("CreateGroup", GroupId="g", GroupName="other") == \
+def test_group_id_and_name_are_unique(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="n")
+    assert inproc.code("CreateGroup", GroupId="g", GroupName="other") == \
         "InvalidParameterValue.GroupIdAlreadyExist"
-    assert api.code("CreateGroup", GroupId="g2", GroupName="n") == \
+    assert inproc.code("CreateGroup", GroupId="g2", GroupName="n") == \
         "InvalidParameterValue.GroupNameAlreadyExist"
-    api.call("CreateGroup", GroupId="g2", GroupName="n2")
-    assert api.code("ModifyGroup", GroupId="g2", GroupName="n") == \
+    inproc.call("CreateGroup", GroupId="g2", GroupName="n2")
+    assert inproc.code("ModifyGroup", GroupId="g2", GroupName="n") == \
         "InvalidParameterValue.GroupNameAlreadyExist"
 
 
-def test_id_limits_accept_the_documented_alphabet(api):
+def test_id_limits_accept_the_documented_alphabet(inproc):
     gid = "aZ09-%@#&_" + "x" * 54  # exactly 64 bytes
-    api.call("CreateGroup", GroupId=gid, GroupName="n")
-    assert api.call("GetGroupInfo", GroupId=gid)["GroupId"] == gid
+    inproc.call("CreateGroup", GroupId=gid, GroupName="n")
+    assert inproc.call("GetGroupInfo", GroupId=gid)["GroupId"] == gid
 
 
-def test_modify_group_ex_descriptions(api):
-    api.call("CreateGroup", GroupId="g", GroupName="n", GroupExDescriptions=["a", "b"])
-    api.call("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+def test_modify_group_ex_descriptions(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="n", GroupExDescriptions=["a", "b"])
+    inproc.call("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
         {"GroupExDescriptionIndex": 2, "GroupExDescription": "c"}])
-    assert api.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
-    assert api.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+    assert inproc.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
+    assert inproc.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
         {"GroupExDescriptionIndex": 1, "GroupExDescription": "a"}]) == \
         "FailedOperation.DuplicatedGroupDescription"
-    assert api.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+    assert inproc.code("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
         {"GroupExDescriptionIndex": 7, "GroupExDescription": "z"}]) == \
         "InvalidParameterValue.GroupExDescriptionsExceed"
-    assert api.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
-    assert api.code("ModifyGroup", GroupId="nope", Tag="x") == "InvalidParameterValue.GroupIdNotExist"
+    assert inproc.call("GetGroupInfo", GroupId="g")["GroupExDescriptions"] == ["a", "b", "c"]
+    assert inproc.code("ModifyGroup", GroupId="nope", Tag="x") == \
+        "InvalidParameterValue.GroupIdNotExist"

@@ -1,23 +1,20 @@
 """The vector index follows the database: live after every write, after a restart from a
 snapshot plus the change log, and when another process writes to the same database.
 
-These tests run the action handlers in-process (the same code the HTTP endpoint calls) so the
-index can be compared, structure and vectors, with one rebuilt from the tables.
+These tests call the actions in-process (``openiai.api.dispatch``, the code the HTTP endpoint
+runs after authentication) so the index can be compared, structure and vectors, with one
+rebuilt from the tables.
 """
 
 from __future__ import annotations
-
-import uuid
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
 from images import LFW, b64
-from openiai import actions  # noqa: F401  (registers the handlers)
-from openiai.actions.registry import HANDLERS, Context
+from openiai.api.dispatch import dispatch
 from openiai.core.errors import ApiError
-from openiai.api.schema import validate_request
 from openiai.core.features import fuse
 from openiai.index import IndexManager
 from openiai.services.index_sync import IndexSync
@@ -39,16 +36,14 @@ def settings(database_url, tmp_path):
 
 
 class Client:
-    """Calls handlers the way the endpoint does, for one account."""
+    """Calls actions the way the endpoint does, for one account."""
 
     def __init__(self, services: Services, account: str) -> None:
         self.services = services
         self.account_id = services.keys.ensure_account(account)
 
     def __call__(self, action: str, **params) -> dict:
-        model = validate_request("2020-03-03", action, params)
-        ctx = Context(self.account_id, "2020-03-03", uuid.uuid4().hex, self.services)
-        return HANDLERS[action](ctx, model)
+        return dispatch(self.services, self.account_id, "2020-03-03", action, params)
 
 
 def digest(index: IndexManager) -> dict:

@@ -1,4 +1,9 @@
-"""Person management through the official SDK over HTTP, with real face images."""
+"""Person management, with real face images.
+
+Over HTTP through the official SDK: the lifecycle in both API versions, other signings, and
+the wall between accounts (each with its own key). In-process (``inproc``): limits, error
+tables, paging, copying and deleting - what the actions answer, on the same dispatch.
+"""
 
 import re
 
@@ -63,16 +68,17 @@ def test_person_lifecycle(api, version):
     assert (counts["PersonNum"], counts["FaceNum"]) == (0, 0)
 
 
-def test_person_list_num_counts(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    api.call("CreatePerson", GroupId="g", PersonId="a", PersonName="A", Image=AARON)
-    api.call("CreatePerson", GroupId="g", PersonId="b", PersonName="B", Image=GUL)
-    out = api.call("GetPersonListNum", GroupId="g")
+def test_person_list_num_counts(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    inproc.call("CreatePerson", GroupId="g", PersonId="a", PersonName="A", Image=AARON)
+    inproc.call("CreatePerson", GroupId="g", PersonId="b", PersonName="B", Image=GUL)
+    out = inproc.call("GetPersonListNum", GroupId="g")
     assert (out["PersonNum"], out["FaceNum"]) == (2, 2)
-    assert api.code("GetPersonListNum", GroupId="nope") == "InvalidParameterValue.GroupIdNotExist"
+    assert inproc.code("GetPersonListNum", GroupId="nope") == \
+        "InvalidParameterValue.GroupIdNotExist"
 
 
-def test_stored_face_row(api):
+def test_stored_face_row(inproc):
     """The face row: a float32 LE unit feature under its version, the canonical JPEG crop
     with the landmarks in its pixels, the rect."""
     import io
@@ -80,26 +86,19 @@ def test_stored_face_row(api):
     import numpy as np
     from PIL import Image
 
-    from openiai.core.settings import Settings
-    from openiai.store.db import Database
     from openiai.store.schema import Face, FaceFeature
     from openiai.vision import canonical
 
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    out = api.call("CreatePerson", GroupId="g", PersonId="p", PersonName="P", Image=AARON)
-    db = Database(Settings(data_dir=api.server.data_dir,
-                           database_url=api.server.database_url).db_url)
-    try:
-        with db.read() as s:
-            row = s.query(Face).filter(Face.face_id == out["FaceId"]).one()
-            vectors = {f.model_version: np.frombuffer(f.vector, dtype="<f4")
-                       for f in s.query(FaceFeature).filter(FaceFeature.face_pk == row.pk)}
-            crop = Image.open(io.BytesIO(row.crop_image))
-            landmarks = np.array(row.crop_landmarks)
-            rect = (row.x, row.y, row.width, row.height)
-            version = row.face_model_version
-    finally:
-        db.dispose()
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    out = inproc.call("CreatePerson", GroupId="g", PersonId="p", PersonName="P", Image=AARON)
+    with inproc.services.db.read() as s:
+        row = s.query(Face).filter(Face.face_id == out["FaceId"]).one()
+        vectors = {f.model_version: np.frombuffer(f.vector, dtype="<f4")
+                   for f in s.query(FaceFeature).filter(FaceFeature.face_pk == row.pk)}
+        crop = Image.open(io.BytesIO(row.crop_image))
+        landmarks = np.array(row.crop_landmarks)
+        rect = (row.x, row.y, row.width, row.height)
+        version = row.face_model_version
     assert list(vectors) == ["3.0"] and version == "3.0"
     feature = vectors["3.0"]
     assert feature.shape == (128,) and abs(float(np.linalg.norm(feature)) - 1) < 1e-3
@@ -111,12 +110,13 @@ def test_stored_face_row(api):
     assert rect == (r["X"], r["Y"], r["Width"], r["Height"])
 
 
-def test_no_face_creates_nothing(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    assert api.code("CreatePerson", GroupId="g", PersonId="p", PersonName="P",
-                    Image=NO_FACE) == "InvalidParameterValue.NoFaceInPhoto"
-    assert api.code("GetPersonBaseInfo", PersonId="p") == "InvalidParameterValue.PersonIdNotExist"
-    assert api.call("GetPersonListNum", GroupId="g")["PersonNum"] == 0
+def test_no_face_creates_nothing(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    assert inproc.code("CreatePerson", GroupId="g", PersonId="p", PersonName="P",
+                       Image=NO_FACE) == "InvalidParameterValue.NoFaceInPhoto"
+    assert inproc.code("GetPersonBaseInfo", PersonId="p") == \
+        "InvalidParameterValue.PersonIdNotExist"
+    assert inproc.call("GetPersonListNum", GroupId="g")["PersonNum"] == 0
 
 
 @pytest.mark.parametrize("params,code", [
@@ -145,12 +145,12 @@ def test_no_face_creates_nothing(api):
      "InvalidParameter"),
     ({"PersonName": None}, "MissingParameter"),
 ])
-def test_create_person_limits(api, params, code):
-    api.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a", "b"])
+def test_create_person_limits(inproc, params, code):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a", "b"])
     args = {"GroupId": "g", "PersonId": "p", "PersonName": "P", "Image": AARON} | params
     args = {k: v for k, v in args.items() if v is not None}
-    assert api.code("CreatePerson", **args) == code
-    assert api.call("GetPersonListNum", GroupId="g")["PersonNum"] == 0
+    assert inproc.code("CreatePerson", **args) == code
+    assert inproc.call("GetPersonListNum", GroupId="g")["PersonNum"] == 0
 
 
 def test_person_id_unique_per_account_and_walled(api):
@@ -178,169 +178,173 @@ def test_person_id_unique_per_account_and_walled(api):
     assert api.call("GetPersonBaseInfo", PersonId="p")["PersonName"] == "P"
 
 
-def test_get_person_list_pagination_and_ex_descriptions(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a"])
+def test_get_person_list_pagination_and_ex_descriptions(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a"])
     ids = ["p0", "p1", "p2", "p3", "p4"]
     images = [AARON, GUL, AMELIE, lfw("Al_Sharpton", 1), lfw("Alvaro_Uribe", 7)]
     for i, (pid, img) in enumerate(zip(ids, images)):
-        api.call("CreatePerson", GroupId="g", PersonId=pid, PersonName=f"N{i}", Image=img,
-                 Gender=i % 3, PersonExDescriptionInfos=[
+        inproc.call("CreatePerson", GroupId="g", PersonId=pid, PersonName=f"N{i}", Image=img,
+                    Gender=i % 3, PersonExDescriptionInfos=[
                      {"PersonExDescriptionIndex": 0, "PersonExDescription": f"v{i}"}])
-    page1 = api.call("GetPersonList", GroupId="g", Offset=0, Limit=2)
-    page3 = api.call("GetPersonList", GroupId="g", Offset=4, Limit=2)
+    page1 = inproc.call("GetPersonList", GroupId="g", Offset=0, Limit=2)
+    page3 = inproc.call("GetPersonList", GroupId="g", Offset=4, Limit=2)
     assert (page1["PersonNum"], page1["FaceNum"]) == (5, 5)
     assert [p["PersonId"] for p in page1["PersonInfos"]] == ["p0", "p1"]
     assert [p["PersonId"] for p in page3["PersonInfos"]] == ["p4"]
-    assert api.call("GetPersonList", GroupId="g", Offset=9)["PersonInfos"] == []
-    everyone = api.call("GetPersonList", GroupId="g")["PersonInfos"]  # default Limit 10
+    assert inproc.call("GetPersonList", GroupId="g", Offset=9)["PersonInfos"] == []
+    everyone = inproc.call("GetPersonList", GroupId="g")["PersonInfos"]  # default Limit 10
     assert [p["PersonId"] for p in everyone] == ids
     assert [p["Gender"] for p in everyone] == [0, 1, 2, 0, 1]
     assert [p["PersonExDescriptions"] for p in everyone] == [[f"v{i}"] for i in range(5)]
     assert len({f for p in everyone for f in p["FaceIds"]}) == 5
-    assert api.code("GetPersonList", GroupId="g", Limit=1001) == \
+    assert inproc.code("GetPersonList", GroupId="g", Limit=1001) == \
         "InvalidParameterValue.LimitExceed"
-    assert len(api.call("GetPersonList", GroupId="g", Limit=1000)["PersonInfos"]) == 5
-    assert api.code("GetPersonList", GroupId="nope") == "InvalidParameterValue.GroupIdNotExist"
+    assert len(inproc.call("GetPersonList", GroupId="g", Limit=1000)["PersonInfos"]) == 5
+    assert inproc.code("GetPersonList", GroupId="nope") == "InvalidParameterValue.GroupIdNotExist"
     # A field added to the group later reads as "" until set.
-    api.call("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
+    inproc.call("ModifyGroup", GroupId="g", GroupExDescriptionInfos=[
         {"GroupExDescriptionIndex": 1, "GroupExDescription": "b"}])
-    assert api.call("GetPersonList", GroupId="g", Limit=1)["PersonInfos"][0][
+    assert inproc.call("GetPersonList", GroupId="g", Limit=1)["PersonInfos"][0][
         "PersonExDescriptions"] == ["v0", ""]
-    api.call("ModifyPersonGroupInfo", GroupId="g", PersonId="p0", PersonExDescriptionInfos=[
+    inproc.call("ModifyPersonGroupInfo", GroupId="g", PersonId="p0", PersonExDescriptionInfos=[
         {"PersonExDescriptionIndex": 1, "PersonExDescription": "new"}])
-    assert api.call("GetPersonGroupInfo", PersonId="p0")["PersonGroupInfos"][0][
+    assert inproc.call("GetPersonGroupInfo", PersonId="p0")["PersonGroupInfos"][0][
         "PersonExDescriptions"] == ["v0", "new"]
 
 
-def test_delete_person_from_group_deletes_orphans(api):
+def test_delete_person_from_group_deletes_orphans(inproc):
     for g in ("g1", "g2"):
-        api.call("CreateGroup", GroupId=g, GroupName=g)
-    face_id = api.call("CreatePerson", GroupId="g1", PersonId="p", PersonName="P",
-                       Image=AARON)["FaceId"]
-    assert api.call("CopyPerson", PersonId="p", GroupIds=["g2"])["SucGroupIds"] == ["g2"]
-    api.call("DeletePersonFromGroup", PersonId="p", GroupId="g1")
-    info = api.call("GetPersonGroupInfo", PersonId="p")
+        inproc.call("CreateGroup", GroupId=g, GroupName=g)
+    face_id = inproc.call("CreatePerson", GroupId="g1", PersonId="p", PersonName="P",
+                          Image=AARON)["FaceId"]
+    assert inproc.call("CopyPerson", PersonId="p", GroupIds=["g2"])["SucGroupIds"] == ["g2"]
+    inproc.call("DeletePersonFromGroup", PersonId="p", GroupId="g1")
+    info = inproc.call("GetPersonGroupInfo", PersonId="p")
     assert info["GroupNum"] == 1 and [g["GroupId"] for g in info["PersonGroupInfos"]] == ["g2"]
-    assert api.call("GetPersonBaseInfo", PersonId="p")["FaceIds"] == [face_id]
-    assert api.code("DeletePersonFromGroup", PersonId="p", GroupId="g1") == \
+    assert inproc.call("GetPersonBaseInfo", PersonId="p")["FaceIds"] == [face_id]
+    assert inproc.code("DeletePersonFromGroup", PersonId="p", GroupId="g1") == \
         "FailedOperation.GroupPersonMapNotExist"
-    assert api.code("DeletePersonFromGroup", PersonId="p", GroupId="nope") == \
+    assert inproc.code("DeletePersonFromGroup", PersonId="p", GroupId="nope") == \
         "InvalidParameterValue.GroupIdNotExist"
-    assert api.code("DeletePersonFromGroup", PersonId="nope", GroupId="g2") == \
+    assert inproc.code("DeletePersonFromGroup", PersonId="nope", GroupId="g2") == \
         "InvalidParameterValue.PersonIdNotExist"
     # Removed from its last group, the person is deleted with its faces.
-    api.call("DeletePersonFromGroup", PersonId="p", GroupId="g2")
-    assert api.code("GetPersonBaseInfo", PersonId="p") == "InvalidParameterValue.PersonIdNotExist"
-    counts = api.call("GetPersonListNum", GroupId="g2")
+    inproc.call("DeletePersonFromGroup", PersonId="p", GroupId="g2")
+    assert inproc.code("GetPersonBaseInfo", PersonId="p") == \
+        "InvalidParameterValue.PersonIdNotExist"
+    counts = inproc.call("GetPersonListNum", GroupId="g2")
     assert (counts["PersonNum"], counts["FaceNum"]) == (0, 0)
     # The PersonId is free again.
-    api.call("CreatePerson", GroupId="g1", PersonId="p", PersonName="P2", Image=GUL)
+    inproc.call("CreatePerson", GroupId="g1", PersonId="p", PersonName="P2", Image=GUL)
 
 
-def test_delete_group_deletes_orphaned_persons(api):
+def test_delete_group_deletes_orphaned_persons(inproc):
     for g in ("g1", "g2"):
-        api.call("CreateGroup", GroupId=g, GroupName=g)
-    api.call("CreatePerson", GroupId="g1", PersonId="only1", PersonName="A", Image=AARON)
-    api.call("CreatePerson", GroupId="g1", PersonId="both", PersonName="B", Image=GUL)
-    api.call("CopyPerson", PersonId="both", GroupIds=["g2"])
-    api.call("DeleteGroup", GroupId="g1")
-    assert api.code("GetPersonBaseInfo", PersonId="only1") == \
+        inproc.call("CreateGroup", GroupId=g, GroupName=g)
+    inproc.call("CreatePerson", GroupId="g1", PersonId="only1", PersonName="A", Image=AARON)
+    inproc.call("CreatePerson", GroupId="g1", PersonId="both", PersonName="B", Image=GUL)
+    inproc.call("CopyPerson", PersonId="both", GroupIds=["g2"])
+    inproc.call("DeleteGroup", GroupId="g1")
+    assert inproc.code("GetPersonBaseInfo", PersonId="only1") == \
         "InvalidParameterValue.PersonIdNotExist"
-    assert api.call("GetPersonGroupInfo", PersonId="both")["GroupNum"] == 1
+    assert inproc.call("GetPersonGroupInfo", PersonId="both")["GroupNum"] == 1
 
 
-def test_copy_person(api):
-    api.call("CreateGroup", GroupId="src", GroupName="S", GroupExDescriptions=["a"])
-    api.call("CreateGroup", GroupId="dst", GroupName="D", GroupExDescriptions=["x", "y"])
-    api.call("CreateGroup", GroupId="dst2", GroupName="D2")
-    api.call("CreateGroup", GroupId="old", GroupName="O", FaceModelVersion="2.0")
-    api.call("CreatePerson", GroupId="src", PersonId="p", PersonName="P", Image=AARON,
-             PersonExDescriptionInfos=[{"PersonExDescriptionIndex": 0, "PersonExDescription": "v"}])
-    assert api.code("CopyPerson", PersonId="p", GroupIds=["dst", "old"]) == \
+def test_copy_person(inproc):
+    inproc.call("CreateGroup", GroupId="src", GroupName="S", GroupExDescriptions=["a"])
+    inproc.call("CreateGroup", GroupId="dst", GroupName="D", GroupExDescriptions=["x", "y"])
+    inproc.call("CreateGroup", GroupId="dst2", GroupName="D2")
+    inproc.call("CreateGroup", GroupId="old", GroupName="O", FaceModelVersion="2.0")
+    inproc.call("CreatePerson", GroupId="src", PersonId="p", PersonName="P", Image=AARON,
+                PersonExDescriptionInfos=[
+                    {"PersonExDescriptionIndex": 0, "PersonExDescription": "v"}])
+    assert inproc.code("CopyPerson", PersonId="p", GroupIds=["dst", "old"]) == \
         "FailedOperation.AcrossVersionsError"
-    assert api.code("CopyPerson", PersonId="p", GroupIds=["dst", "nope"]) == \
+    assert inproc.code("CopyPerson", PersonId="p", GroupIds=["dst", "nope"]) == \
         "InvalidParameterValue.GroupIdNotExist"
-    assert api.call("GetPersonGroupInfo", PersonId="p")["GroupNum"] == 1  # nothing half-done
-    assert api.code("CopyPerson", PersonId="nope", GroupIds=["dst"]) == \
+    assert inproc.call("GetPersonGroupInfo", PersonId="p")["GroupNum"] == 1  # nothing half-done
+    assert inproc.code("CopyPerson", PersonId="nope", GroupIds=["dst"]) == \
         "InvalidParameterValue.PersonIdNotExist"
-    out = api.call("CopyPerson", PersonId="p", GroupIds=["dst", "src", "dst2", "dst"])
+    out = inproc.call("CopyPerson", PersonId="p", GroupIds=["dst", "src", "dst2", "dst"])
     # Already a member of src: not counted as newly added.
     assert out["SucGroupNum"] == 2 and out["SucGroupIds"] == ["dst", "dst2"]
     infos = {g["GroupId"]: g["PersonExDescriptions"]
-             for g in api.call("GetPersonGroupInfo", PersonId="p")["PersonGroupInfos"]}
+             for g in inproc.call("GetPersonGroupInfo", PersonId="p")["PersonGroupInfos"]}
     # The description values are not copied.
     assert infos == {"src": ["v"], "dst": ["", ""], "dst2": []}
-    listed = api.call("GetPersonList", GroupId="dst")
+    listed = inproc.call("GetPersonList", GroupId="dst")
     assert (listed["PersonNum"], listed["FaceNum"]) == (1, 1)
     # A 2.0 person cannot go into a 3.0 group either.
-    api.call("CreatePerson", GroupId="old", PersonId="p2", PersonName="Q", Image=GUL)
-    assert api.call("CreatePerson", GroupId="old", PersonId="p3", PersonName="R",
-                    Image=AMELIE)["FaceModelVersion"] == "2.0"
-    assert api.code("CopyPerson", PersonId="p2", GroupIds=["dst"]) == \
+    inproc.call("CreatePerson", GroupId="old", PersonId="p2", PersonName="Q", Image=GUL)
+    assert inproc.call("CreatePerson", GroupId="old", PersonId="p3", PersonName="R",
+                       Image=AMELIE)["FaceModelVersion"] == "2.0"
+    assert inproc.code("CopyPerson", PersonId="p2", GroupIds=["dst"]) == \
         "FailedOperation.AcrossVersionsError"
 
 
-def test_copy_person_group_limit_and_group_info_paging(api):
+def test_copy_person_group_limit_and_group_info_paging(inproc):
     for i in range(101):
-        api.call("CreateGroup", GroupId=f"g{i:03d}", GroupName=f"G{i}")
-    api.call("CreatePerson", GroupId="g000", PersonId="p", PersonName="P", Image=AARON)
-    assert api.code("CopyPerson", PersonId="p", GroupIds=[f"g{i:03d}" for i in range(101)]) == \
+        inproc.call("CreateGroup", GroupId=f"g{i:03d}", GroupName=f"G{i}")
+    inproc.call("CreatePerson", GroupId="g000", PersonId="p", PersonName="P", Image=AARON)
+    assert inproc.code("CopyPerson", PersonId="p", GroupIds=[f"g{i:03d}" for i in range(101)]) == \
         "InvalidParameterValue.GroupIdsExceed"
-    out = api.call("CopyPerson", PersonId="p", GroupIds=[f"g{i:03d}" for i in range(1, 100)])
+    out = inproc.call("CopyPerson", PersonId="p", GroupIds=[f"g{i:03d}" for i in range(1, 100)])
     assert out["SucGroupNum"] == 99 and len(out["SucGroupIds"]) == 99
-    assert api.code("CopyPerson", PersonId="p", GroupIds=["g100"]) == \
+    assert inproc.code("CopyPerson", PersonId="p", GroupIds=["g100"]) == \
         "InvalidParameterValue.GroupNumPerPersonExceed"
-    info = api.call("GetPersonGroupInfo", PersonId="p")
+    info = inproc.call("GetPersonGroupInfo", PersonId="p")
     assert info["GroupNum"] == 100 and len(info["PersonGroupInfos"]) == 10  # default Limit 10
     assert [g["GroupId"] for g in info["PersonGroupInfos"]][:2] == ["g000", "g001"]
-    tail = api.call("GetPersonGroupInfo", PersonId="p", Offset=95, Limit=10)
+    tail = inproc.call("GetPersonGroupInfo", PersonId="p", Offset=95, Limit=10)
     assert [g["GroupId"] for g in tail["PersonGroupInfos"]] == [f"g{i:03d}" for i in range(95, 100)]
-    assert len(api.call("GetPersonGroupInfo", PersonId="p", Limit=100)["PersonGroupInfos"]) == 100
-    assert api.code("GetPersonGroupInfo", PersonId="p", Limit=101) == \
+    everything = inproc.call("GetPersonGroupInfo", PersonId="p", Limit=100)
+    assert len(everything["PersonGroupInfos"]) == 100
+    assert inproc.code("GetPersonGroupInfo", PersonId="p", Limit=101) == \
         "InvalidParameterValue.LimitExceed"
     # Leaving one group makes room for exactly one more.
-    api.call("DeletePersonFromGroup", PersonId="p", GroupId="g050")
-    assert api.call("CopyPerson", PersonId="p", GroupIds=["g100"])["SucGroupIds"] == ["g100"]
+    inproc.call("DeletePersonFromGroup", PersonId="p", GroupId="g050")
+    assert inproc.call("CopyPerson", PersonId="p", GroupIds=["g100"])["SucGroupIds"] == ["g100"]
 
 
-def test_modify_person_errors(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a", "b"])
-    api.call("CreateGroup", GroupId="other", GroupName="O", GroupExDescriptions=["a"])
-    api.call("CreatePerson", GroupId="g", PersonId="p", PersonName="P", Image=AARON)
+def test_modify_person_errors(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G", GroupExDescriptions=["a", "b"])
+    inproc.call("CreateGroup", GroupId="other", GroupName="O", GroupExDescriptions=["a"])
+    inproc.call("CreatePerson", GroupId="g", PersonId="p", PersonName="P", Image=AARON)
 
     def info(i, v):
         return [{"PersonExDescriptionIndex": i, "PersonExDescription": v}]
 
     mod = "ModifyPersonGroupInfo"
-    assert api.code(mod, GroupId="other", PersonId="p", PersonExDescriptionInfos=info(0, "v")) == \
+    v = info(0, "v")
+    assert inproc.code(mod, GroupId="other", PersonId="p", PersonExDescriptionInfos=v) == \
         "FailedOperation.GroupPersonMapNotExist"
-    assert api.code(mod, GroupId="nope", PersonId="p", PersonExDescriptionInfos=info(0, "v")) == \
+    assert inproc.code(mod, GroupId="nope", PersonId="p", PersonExDescriptionInfos=v) == \
         "InvalidParameterValue.GroupIdNotExist"
-    assert api.code(mod, GroupId="g", PersonId="nope", PersonExDescriptionInfos=info(0, "v")) == \
+    assert inproc.code(mod, GroupId="g", PersonId="nope", PersonExDescriptionInfos=v) == \
         "InvalidParameterValue.PersonIdNotExist"
-    assert api.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(2, "v")) == \
+    assert inproc.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(2, "v")) == \
         "InvalidParameterValue.PersonExDescriptionInfosExceed"
-    assert api.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(0, "v" * 61)) \
+    assert inproc.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(0, "v" * 61)) \
         == "InvalidParameterValue.PersonExDescriptionsNameTooLong"
-    assert api.code(mod, GroupId="g", PersonId="p",
-                    PersonExDescriptionInfos=info(0, "a") + info(0, "b")) == \
+    assert inproc.code(mod, GroupId="g", PersonId="p",
+                       PersonExDescriptionInfos=info(0, "a") + info(0, "b")) == \
         "InvalidParameterValue.PersonExDescriptionsNameIdentical"
-    assert api.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(-1, "v")) == \
+    assert inproc.code(mod, GroupId="g", PersonId="p", PersonExDescriptionInfos=info(-1, "v")) == \
         "InvalidParameter"
-    assert api.code(mod, GroupId="g", PersonId="p") == "MissingParameter"
-    assert api.call("GetPersonGroupInfo", PersonId="p")["PersonGroupInfos"][0][
+    assert inproc.code(mod, GroupId="g", PersonId="p") == "MissingParameter"
+    assert inproc.call("GetPersonGroupInfo", PersonId="p")["PersonGroupInfos"][0][
         "PersonExDescriptions"] == ["", ""]
 
     base = "ModifyPersonBaseInfo"
-    assert api.code(base, PersonId="p", Gender=-1) == "InvalidParameterValue.PersonGenderIllegal"
-    assert api.code(base, PersonId="p", Gender=3) == "InvalidParameterValue.PersonGenderIllegal"
-    assert api.code(base, PersonId="p", PersonName="n" * 61) == \
+    assert inproc.code(base, PersonId="p", Gender=-1) == "InvalidParameterValue.PersonGenderIllegal"
+    assert inproc.code(base, PersonId="p", Gender=3) == "InvalidParameterValue.PersonGenderIllegal"
+    assert inproc.code(base, PersonId="p", PersonName="n" * 61) == \
         "InvalidParameterValue.PersonNameTooLong"
-    assert api.code(base, PersonId="nope", PersonName="x") == \
+    assert inproc.code(base, PersonId="nope", PersonName="x") == \
         "InvalidParameterValue.PersonIdNotExist"
-    api.call(base, PersonId="p", Gender=2)  # the name is left alone
-    assert api.call("GetPersonBaseInfo", PersonId="p")["PersonName"] == "P"
-    assert api.call("GetPersonList", GroupId="g")["PersonInfos"][0]["Gender"] == 2
+    inproc.call(base, PersonId="p", Gender=2)  # the name is left alone
+    assert inproc.call("GetPersonBaseInfo", PersonId="p")["PersonName"] == "P"
+    assert inproc.call("GetPersonList", GroupId="g")["PersonInfos"][0]["Gender"] == 2
 
 
 def test_get_person_group_info_on_other_signings(api):

@@ -265,8 +265,8 @@ def test_healthz(server):
 # ---- in-process app: forced failures ---------------------------------------------------------
 
 @pytest.fixture
-def inproc(tmp_path):
-    """(TestClient, signed-headers factory) for an app built in this process."""
+def asgi_post(tmp_path):
+    """Signed POSTs to an app built in this process, through Starlette's TestClient."""
     import time as _time
     import warnings
 
@@ -296,7 +296,7 @@ def inproc(tmp_path):
         yield post
 
 
-def test_unexpected_exception_is_an_internal_error(inproc, monkeypatch, caplog):
+def test_unexpected_exception_is_an_internal_error(asgi_post, monkeypatch, caplog):
     from openiai.actions import registry
 
     def explode(ctx, model):
@@ -304,7 +304,7 @@ def test_unexpected_exception_is_an_internal_error(inproc, monkeypatch, caplog):
 
     monkeypatch.setitem(registry.HANDLERS, "GetGroupList", explode)
     caplog.set_level(logging.INFO, logger="openiai")
-    resp = inproc("GetGroupList")
+    resp = asgi_post("GetGroupList")
     out = check(resp)
     assert out["Error"]["Code"] == "InternalError"
     rid = out["RequestId"]
@@ -317,14 +317,14 @@ def test_unexpected_exception_is_an_internal_error(inproc, monkeypatch, caplog):
     assert summary and summary[0].code == "InternalError" and summary[0].action == "GetGroupList"
 
 
-def test_internal_error_log_line_is_json(inproc, monkeypatch, caplog):
+def test_internal_error_log_line_is_json(asgi_post, monkeypatch, caplog):
     from openiai.actions import registry
     from openiai.api.logs import JsonFormatter
 
     monkeypatch.setitem(registry.HANDLERS, "GetGroupList",
                         lambda ctx, model: 1 / 0)
     caplog.set_level(logging.INFO, logger="openiai")
-    rid = check(inproc("GetGroupList"))["RequestId"]
+    rid = check(asgi_post("GetGroupList"))["RequestId"]
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records
              if getattr(r, "request_id", None) == rid]
     assert {line["msg"] for line in lines} >= {"request"}
@@ -332,11 +332,11 @@ def test_internal_error_log_line_is_json(inproc, monkeypatch, caplog):
     assert exc and "ZeroDivisionError" in exc[0]["exc"] and exc[0]["request_id"] == rid
 
 
-def test_unsupported_operation_in_process(inproc, monkeypatch):
+def test_unsupported_operation_in_process(asgi_post, monkeypatch):
     from openiai.actions import registry
 
     monkeypatch.delitem(registry.HANDLERS, "GetGroupList")
-    c, msg = error(inproc("GetGroupList"))
+    c, msg = error(asgi_post("GetGroupList"))
     assert c == "UnsupportedOperation" and "GetGroupList" in msg
 
 
@@ -368,8 +368,8 @@ def test_request_log_lines_carry_no_images_or_secrets(raw):
     assert summary[rid2]["code"] == "InvalidParameterValue.GroupNameTooLong"
 
 
-def test_log_line_has_the_account_when_validation_fails(inproc, caplog):
+def test_log_line_has_the_account_when_validation_fails(asgi_post, caplog):
     caplog.set_level(logging.INFO, logger="openiai")
-    rid = check(inproc("GetGroupList", b'{"Limit": "abc"}'))["RequestId"]
+    rid = check(asgi_post("GetGroupList", b'{"Limit": "abc"}'))["RequestId"]
     line = [r for r in caplog.records if getattr(r, "request_id", None) == rid][0]
     assert line.code == "InvalidParameter" and isinstance(line.account_id, int)

@@ -1,7 +1,8 @@
 """SearchFaces, SearchFacesReturnsByGroup, SearchPersons, SearchPersonsReturnsByGroup and
-CreatePerson's UniquePersonControl, through the official SDK over HTTP with real LFW faces.
+CreatePerson's UniquePersonControl, with real LFW faces, on SQLite and PostgreSQL.
 
-Storage-dependent tests take the ``api`` fixture (SQLite and PostgreSQL).
+Finding an enrolled person runs through the official SDK over HTTP in both API versions;
+the parameters, error tables and the index following writes run in-process (``inproc``).
 """
 
 import re
@@ -68,16 +69,16 @@ def every_id(out: dict) -> set[str]:
     return found
 
 
-def enrol(api, group: str, person: str, name: str, number: int, **kw) -> dict:
-    return api.call("CreatePerson", GroupId=group, PersonId=person, PersonName=name,
-                    Image=lfw(name, number), **kw)
+def enrol(client, group: str, person: str, name: str, number: int, **kw) -> dict:
+    return client.call("CreatePerson", GroupId=group, PersonId=person, PersonName=name,
+                       Image=lfw(name, number), **kw)
 
 
-def three_people(api, group: str = "g", **group_kw) -> None:
-    api.call("CreateGroup", GroupId=group, GroupName=group.upper(), **group_kw)
-    enrol(api, group, "colin", "Colin_Powell", 38)
-    enrol(api, group, "tony", "Tony_Blair", 6)
-    enrol(api, group, "gul", "Abdullah_Gul", 1)
+def three_people(client, group: str = "g", **group_kw) -> None:
+    client.call("CreateGroup", GroupId=group, GroupName=group.upper(), **group_kw)
+    enrol(client, group, "colin", "Colin_Powell", 38)
+    enrol(client, group, "tony", "Tony_Blair", 6)
+    enrol(client, group, "gul", "Abdullah_Gul", 1)
 
 
 # --- the four actions -------------------------------------------------------------------------
@@ -115,105 +116,105 @@ def test_search_finds_the_enrolled_person(api, version):
     assert cands(faces)[0]["FaceId"] in colin_face
 
 
-def test_need_person_info(api):
-    api.call("CreateGroup", GroupId="g1", GroupName="G1", GroupExDescriptions=["Dept", "Desk"])
-    api.call("CreateGroup", GroupId="g2", GroupName="G2", GroupExDescriptions=["Badge"])
-    enrol(api, "g1", "colin", "Colin_Powell", 38, Gender=1, PersonExDescriptionInfos=[
+def test_need_person_info(inproc):
+    inproc.call("CreateGroup", GroupId="g1", GroupName="G1", GroupExDescriptions=["Dept", "Desk"])
+    inproc.call("CreateGroup", GroupId="g2", GroupName="G2", GroupExDescriptions=["Badge"])
+    enrol(inproc, "g1", "colin", "Colin_Powell", 38, Gender=1, PersonExDescriptionInfos=[
         {"PersonExDescriptionIndex": 1, "PersonExDescription": "7F"}])
-    api.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
-    api.call("ModifyPersonGroupInfo", GroupId="g2", PersonId="colin", PersonExDescriptionInfos=[
+    inproc.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
+    inproc.call("ModifyPersonGroupInfo", GroupId="g2", PersonId="colin", PersonExDescriptionInfos=[
         {"PersonExDescriptionIndex": 0, "PersonExDescription": "B-12"}])
     expected_groups = [{"GroupId": "g1", "PersonExDescriptions": ["", "7F"]},
                        {"GroupId": "g2", "PersonExDescriptions": ["B-12"]}]
     for action in SEARCHES:
-        out = api.call(action, GroupIds=["g1"], Image=COLIN, NeedPersonInfo=1)
+        out = inproc.call(action, GroupIds=["g1"], Image=COLIN, NeedPersonInfo=1)
         top = cands(out)[0]
         assert top["PersonId"] == "colin"
         assert (top["PersonName"], top["Gender"]) == ("Colin_Powell", 1)
         # Every group that holds the person, not only the searched ones.
         assert top["PersonGroupInfos"] == expected_groups
         # "Other values will be considered as 0"
-        top = cands(api.call(action, GroupIds=["g1"], Image=COLIN, NeedPersonInfo=2))[0]
+        top = cands(inproc.call(action, GroupIds=["g1"], Image=COLIN, NeedPersonInfo=2))[0]
         assert (top["PersonName"], top["Gender"], top["PersonGroupInfos"]) == (None, None, None)
 
 
-def test_max_person_num(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G")
+def test_max_person_num(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
     people = [("Colin_Powell", 38), ("Tony_Blair", 6), ("Abdullah_Gul", 1),
               ("Amelie_Mauresmo", 1), ("Hugo_Chavez", 2), ("Serena_Williams", 1),
               ("Jean_Chretien", 2)]
     for i, (name, number) in enumerate(people):
-        enrol(api, "g", f"p{i}", name, number)
+        enrol(inproc, "g", f"p{i}", name, number)
     for action in SEARCHES:
         key = "MaxPersonNumPerGroup" if action in BY_GROUP else "MaxPersonNum"
-        assert len(cands(api.call(action, GroupIds=["g"], Image=COLIN))) == 5  # the default
-        two = cands(api.call(action, GroupIds=["g"], Image=COLIN, **{key: 2}))
+        assert len(cands(inproc.call(action, GroupIds=["g"], Image=COLIN))) == 5  # the default
+        two = cands(inproc.call(action, GroupIds=["g"], Image=COLIN, **{key: 2}))
         assert len(two) == 2 and ids(two)[0] == "p0"
         limit = 10 if action in BY_GROUP else 100
-        assert len(cands(api.call(action, GroupIds=["g"], Image=COLIN, **{key: limit}))) == 7
-        assert api.code(action, GroupIds=["g"], Image=COLIN, **{key: limit + 1}) == \
+        assert len(cands(inproc.call(action, GroupIds=["g"], Image=COLIN, **{key: limit}))) == 7
+        assert inproc.code(action, GroupIds=["g"], Image=COLIN, **{key: limit + 1}) == \
             "InvalidParameterValue.LimitExceed"
-        assert api.code(action, GroupIds=["g"], Image=COLIN, **{key: 0}) == "InvalidParameter"
+        assert inproc.code(action, GroupIds=["g"], Image=COLIN, **{key: 0}) == "InvalidParameter"
 
 
-def test_max_face_num_and_min_face_size(api):
-    three_people(api)
+def test_max_face_num_and_min_face_size(inproc):
+    three_people(inproc)
     image = two_faces()
     for action in SEARCHES:
-        one = api.call(action, GroupIds=["g"], Image=image)
+        one = inproc.call(action, GroupIds=["g"], Image=image)
         assert len(results(one)) == 1 and ids(cands(one))[0] == "colin"  # the largest face
-        both = api.call(action, GroupIds=["g"], Image=image, MaxFaceNum=10)
+        both = inproc.call(action, GroupIds=["g"], Image=image, MaxFaceNum=10)
         assert len(results(both)) == 2
         big, small = (r["FaceRect"] for r in results(both))
         assert big["Width"] > small["Width"] and big["X"] < 375 <= small["X"]
         assert [ids(cands(both, i))[0] for i in (0, 1)] == ["colin", "tony"]
         assert all(r["RetCode"] == 0 for r in results(both))
         # MinFaceSize drops the small face, not the call.
-        big_only = api.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2, MinFaceSize=150)
+        big_only = inproc.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2, MinFaceSize=150)
         assert [r["FaceRect"] for r in results(big_only)] == [big]
-        assert api.code(action, GroupIds=["g"], Image=image, MaxFaceNum=11) == \
+        assert inproc.code(action, GroupIds=["g"], Image=image, MaxFaceNum=11) == \
             "LimitExceeded.ErrorFaceNumExceed"
-        assert api.code(action, GroupIds=["g"], Image=image, MaxFaceNum=0) == "InvalidParameter"
-        assert api.code(action, GroupIds=["g"], Image=image, MinFaceSize=400) == \
+        assert inproc.code(action, GroupIds=["g"], Image=image, MaxFaceNum=0) == "InvalidParameter"
+        assert inproc.code(action, GroupIds=["g"], Image=image, MinFaceSize=400) == \
             "FailedOperation.FaceSizeTooSmall"
 
 
-def test_quality_control_is_per_face(api):
-    three_people(api)
+def test_quality_control_is_per_face(inproc):
+    three_people(inproc)
     image = two_faces(blur_second=True)
     for action in SEARCHES:
-        out = api.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2, QualityControl=1)
+        out = inproc.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2, QualityControl=1)
         sharp, blurred = results(out)
         assert sharp["RetCode"] == 0 and ids(cands(out, 0))[0] == "colin"
         assert blurred["RetCode"] == -1601 and blurred["FaceRect"]["Width"] > 0
         assert blurred.get("GroupCandidates", blurred.get("Candidates")) == []
         # Without QualityControl the blurred face is searched like any other.
-        out = api.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2)
+        out = inproc.call(action, GroupIds=["g"], Image=image, MaxFaceNum=2)
         assert [r["RetCode"] for r in results(out)] == [0, 0]
-        assert api.code(action, GroupIds=["g"], Image=image, QualityControl=5) == \
+        assert inproc.code(action, GroupIds=["g"], Image=image, QualityControl=5) == \
             "InvalidParameterValue.QualityControlIllegal"
     # Only the blurred face: "If the quality of all faces ... does not meet the requirement,
     # [PersonNum] 0 will be returned."
     blurred_only = encode_pixels(cv2.GaussianBlur(
         _rgb("lfw/images/Tony_Blair/Tony_Blair_0032.jpg"), (0, 0), 4), quality=95)
     for action in sorted(PERSONS):
-        out = api.call(action, GroupIds=["g"], Image=blurred_only, QualityControl=1)
+        out = inproc.call(action, GroupIds=["g"], Image=blurred_only, QualityControl=1)
         assert out["PersonNum"] == 0 and results(out)[0]["RetCode"] == -1601
 
 
-def test_face_match_threshold(api):
-    three_people(api)
+def test_face_match_threshold(inproc):
+    three_people(inproc)
     for action in SEARCHES:
-        found = cands(api.call(action, GroupIds=["g"], Image=COLIN))
+        found = cands(inproc.call(action, GroupIds=["g"], Image=COLIN))
         top, second = found[0]["Score"], found[1]["Score"]
-        between = cands(api.call(action, GroupIds=["g"], Image=COLIN,
-                                 FaceMatchThreshold=(top + second) / 2))
+        between = cands(inproc.call(action, GroupIds=["g"], Image=COLIN,
+                                    FaceMatchThreshold=(top + second) / 2))
         assert ids(between) == ["colin"]
         # At exactly the top score: kept by ">=" actions, dropped by "above" ones.
-        out = api.call(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=top)
+        out = inproc.call(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=top)
         assert ids(cands(out)) == (["colin"] if action in INCLUSIVE else [])
         high = 99.5
-        out = api.call(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=high)
+        out = inproc.call(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=high)
         assert cands(out) == []
         # -1604 only where the Result docs have it; ResultsReturnsByGroup knows 0 and -1601.
         assert results(out)[0]["RetCode"] == (0 if action in BY_GROUP else -1604)
@@ -221,26 +222,26 @@ def test_face_match_threshold(api):
             assert [g["GroupId"] for g in results(out)[0]["GroupCandidates"]] == ["g"]
         bad = [-1, 100.5] + ([100] if action in INCLUSIVE else [])
         for t in bad:
-            assert api.code(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=t) == \
+            assert inproc.code(action, GroupIds=["g"], Image=COLIN, FaceMatchThreshold=t) == \
                 "InvalidParameterValue.FaceMatchThresholdIllegal", (action, t)
-    out = api.call("SearchFaces", GroupIds=["g"], Image=COLIN, FaceMatchThreshold=100)
+    out = inproc.call("SearchFaces", GroupIds=["g"], Image=COLIN, FaceMatchThreshold=100)
     assert results(out)[0]["RetCode"] == -1604
 
 
-def test_group_filtering_and_duplicates(api):
+def test_group_filtering_and_duplicates(inproc):
     for g in ("g1", "g2", "g3"):
-        api.call("CreateGroup", GroupId=g, GroupName=g.upper())
-    enrol(api, "g1", "colin", "Colin_Powell", 38)
-    api.call("CreateFace", PersonId="colin", Images=[lfw("Colin_Powell", 49)],
-             FaceMatchThreshold=0)
-    api.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
-    enrol(api, "g2", "tony", "Tony_Blair", 6)
-    enrol(api, "g3", "tony3", "Tony_Blair", 18)
+        inproc.call("CreateGroup", GroupId=g, GroupName=g.upper())
+    enrol(inproc, "g1", "colin", "Colin_Powell", 38)
+    inproc.call("CreateFace", PersonId="colin", Images=[lfw("Colin_Powell", 49)],
+                FaceMatchThreshold=0)
+    inproc.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
+    enrol(inproc, "g2", "tony", "Tony_Blair", 6)
+    enrol(inproc, "g3", "tony3", "Tony_Blair", 18)
     tony = lfw("Tony_Blair", 32)
     for action in SEARCHES:
-        only_g1 = api.call(action, GroupIds=["g1"], Image=tony, MaxFaceNum=1)
+        only_g1 = inproc.call(action, GroupIds=["g1"], Image=tony, MaxFaceNum=1)
         assert ids(cands(only_g1)) == ["colin"]  # tony is in g2 and g3, never in g1
-        both = api.call(action, GroupIds=["g1", "g2", "g1"], Image=tony)
+        both = inproc.call(action, GroupIds=["g1", "g2", "g1"], Image=tony)
         if action in BY_GROUP:
             groups = results(both)[0]["GroupCandidates"]
             assert [g["GroupId"] for g in groups] == ["g1", "g2"]
@@ -256,11 +257,11 @@ def test_group_filtering_and_duplicates(api):
         assert "tony3" not in ids(cands(both, group="g2" if action in BY_GROUP else None))
 
 
-def test_search_errors(api):
-    three_people(api)
-    api.call("CreateGroup", GroupId="empty", GroupName="Empty")
-    api.call("CreateGroup", GroupId="v2", GroupName="V2", FaceModelVersion="2.0")
-    enrol(api, "v2", "old", "Colin_Powell", 38)
+def test_search_errors(inproc):
+    three_people(inproc)
+    inproc.call("CreateGroup", GroupId="empty", GroupName="Empty")
+    inproc.call("CreateGroup", GroupId="v2", GroupName="V2", FaceModelVersion="2.0")
+    enrol(inproc, "v2", "old", "Colin_Powell", 38)
     for action in SEARCHES:
         many = 61 if action in BY_GROUP else 101
         cases = [
@@ -278,21 +279,21 @@ def test_search_errors(api):
         ]
         for params, code in cases:
             args = {"GroupIds": ["g"], "Image": COLIN} | params
-            got = api.code(action, **{k: v for k, v in args.items() if v is not None})
+            got = inproc.code(action, **{k: v for k, v in args.items() if v is not None})
             if code is None:
                 assert got.startswith(("FailedOperation.Image", "InvalidParameter")), got
             else:
                 assert got == code, (action, params, got)
         # Person search is for FaceModelVersion 3.0 groups only; face search takes 2.0 too.
         if action in PERSONS:
-            assert api.code(action, GroupIds=["v2"], Image=COLIN) == \
+            assert inproc.code(action, GroupIds=["v2"], Image=COLIN) == \
                 "InvalidParameterValue.UnsupportedGroupFaceModelVersion"
         else:
-            out = api.call(action, GroupIds=["v2"], Image=COLIN)
+            out = inproc.call(action, GroupIds=["v2"], Image=COLIN)
             assert out["FaceModelVersion"] == "2.0" and ids(cands(out)) == ["old"]
     # Repeated GroupIds are searched once, so they do not count against the limit.
-    assert ids(cands(api.call("SearchFacesReturnsByGroup", GroupIds=["g"] * 80,
-                              Image=COLIN)))[0] == "colin"
+    assert ids(cands(inproc.call("SearchFacesReturnsByGroup", GroupIds=["g"] * 80,
+                                 Image=COLIN)))[0] == "colin"
 
 
 def test_search_faces_limit_is_per_model_version():
@@ -309,85 +310,85 @@ def test_search_faces_limit_is_per_model_version():
         assert err.value.code == code
 
 
-def test_need_rotate_detection(api):
-    three_people(api)
+def test_need_rotate_detection(inproc):
+    three_people(inproc)
     turned = encode_pixels(np.ascontiguousarray(np.rot90(
         _rgb("lfw/images/Colin_Powell/Colin_Powell_0040.jpg"))), quality=95)
     for action in SEARCHES:
-        assert api.code(action, GroupIds=["g"], Image=turned) == \
+        assert inproc.code(action, GroupIds=["g"], Image=turned) == \
             "InvalidParameterValue.NoFaceInPhoto"
-        out = api.call(action, GroupIds=["g"], Image=turned, NeedRotateDetection=1)
+        out = inproc.call(action, GroupIds=["g"], Image=turned, NeedRotateDetection=1)
         assert ids(cands(out))[0] == "colin" and cands(out)[0]["Score"] >= 60
 
 
 # --- the index follows every write ------------------------------------------------------------
 
-def _person_score(api, groups, person, image=COLIN) -> float | None:
-    out = api.call("SearchPersons", GroupIds=groups, Image=image, MaxPersonNum=100)
+def _person_score(client, groups, person, image=COLIN) -> float | None:
+    out = client.call("SearchPersons", GroupIds=groups, Image=image, MaxPersonNum=100)
     return next((c["Score"] for c in cands(out) if c["PersonId"] == person), None)
 
 
-def test_fused_features_follow_writes(api):
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    api.call("CreateGroup", GroupId="g2", GroupName="G2")
-    enrol(api, "g", "colin", "Colin_Powell", 38)
-    enrol(api, "g", "tony", "Tony_Blair", 6)
-    enrol(api, "g2", "gul", "Abdullah_Gul", 1)
+def test_fused_features_follow_writes(inproc):
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    inproc.call("CreateGroup", GroupId="g2", GroupName="G2")
+    enrol(inproc, "g", "colin", "Colin_Powell", 38)
+    enrol(inproc, "g", "tony", "Tony_Blair", 6)
+    enrol(inproc, "g2", "gul", "Abdullah_Gul", 1)
 
     def verify():
-        return api.call("VerifyPerson", PersonId="colin", Image=COLIN)["Score"]
+        return inproc.call("VerifyPerson", PersonId="colin", Image=COLIN)["Score"]
 
-    one_face = _person_score(api, ["g"], "colin")
+    one_face = _person_score(inproc, ["g"], "colin")
     assert abs(one_face - verify()) < 0.02
-    added = api.call("CreateFace", PersonId="colin", FaceMatchThreshold=0,
-                     Images=[lfw("Colin_Powell", 49), lfw("Colin_Powell", 71)])["SucFaceIds"]
-    three_faces = _person_score(api, ["g"], "colin")
+    added = inproc.call("CreateFace", PersonId="colin", FaceMatchThreshold=0,
+                        Images=[lfw("Colin_Powell", 49), lfw("Colin_Powell", 71)])["SucFaceIds"]
+    three_faces = _person_score(inproc, ["g"], "colin")
     assert abs(three_faces - verify()) < 0.02 and abs(three_faces - one_face) > 0.5
     # SearchFaces sees the new faces one by one.
-    face_ids = {c["FaceId"] for c in cands(api.call("SearchFaces", GroupIds=["g"], Image=COLIN))}
-    assert face_ids & set(api.call("GetPersonBaseInfo", PersonId="colin")["FaceIds"])
+    face_ids = {c["FaceId"] for c in cands(inproc.call("SearchFaces", GroupIds=["g"], Image=COLIN))}
+    assert face_ids & set(inproc.call("GetPersonBaseInfo", PersonId="colin")["FaceIds"])
 
-    api.call("DeleteFace", PersonId="colin", FaceIds=added)
-    assert abs(_person_score(api, ["g"], "colin") - one_face) < 0.02
-    out = api.call("SearchFaces", GroupIds=["g"], Image=lfw("Colin_Powell", 71))
+    inproc.call("DeleteFace", PersonId="colin", FaceIds=added)
+    assert abs(_person_score(inproc, ["g"], "colin") - one_face) < 0.02
+    out = inproc.call("SearchFaces", GroupIds=["g"], Image=lfw("Colin_Powell", 71))
     assert not {c["FaceId"] for c in cands(out)} & set(added)
 
-    api.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
-    assert abs(_person_score(api, ["g2"], "colin") - one_face) < 0.02
-    api.call("DeletePersonFromGroup", PersonId="colin", GroupId="g2")
-    assert _person_score(api, ["g2"], "colin") is None
-    assert _person_score(api, ["g"], "colin") is not None
-    api.call("DeletePerson", PersonId="colin")
-    assert _person_score(api, ["g"], "colin") is None
+    inproc.call("CopyPerson", PersonId="colin", GroupIds=["g2"])
+    assert abs(_person_score(inproc, ["g2"], "colin") - one_face) < 0.02
+    inproc.call("DeletePersonFromGroup", PersonId="colin", GroupId="g2")
+    assert _person_score(inproc, ["g2"], "colin") is None
+    assert _person_score(inproc, ["g"], "colin") is not None
+    inproc.call("DeletePerson", PersonId="colin")
+    assert _person_score(inproc, ["g"], "colin") is None
     for action in SEARCHES:
-        assert "colin" not in every_id(api.call(action, GroupIds=["g"], Image=COLIN))
+        assert "colin" not in every_id(inproc.call(action, GroupIds=["g"], Image=COLIN))
     # A person whose only group is left is deleted with it (DeletePersonFromGroup).
-    api.call("DeletePersonFromGroup", PersonId="gul", GroupId="g2")
-    assert api.code("SearchPersons", GroupIds=["g2"], Image=COLIN) == \
+    inproc.call("DeletePersonFromGroup", PersonId="gul", GroupId="g2")
+    assert inproc.code("SearchPersons", GroupIds=["g2"], Image=COLIN) == \
         "InvalidParameterValue.NoFaceInGroups"
 
 
-def test_stale_index_hits_are_never_returned(api):
+def test_stale_index_hits_are_never_returned(inproc):
     """Rows deleted behind the index's back (no change logged) are dropped by the database
     check that every hit goes through."""
     from sqlalchemy import delete, select
 
-    from openiai.core.settings import Settings
     from openiai.store.db import Database
-    from openiai.store.schema import ApiKey, Face, Membership, Person
+    from openiai.store.schema import Face, Membership, Person
 
-    three_people(api)
-    api.call("CreateGroup", GroupId="g2", GroupName="G2")
-    api.call("CopyPerson", PersonId="tony", GroupIds=["g2"])
-    api.call("CreateFace", PersonId="tony", Images=[lfw("Tony_Blair", 18)], FaceMatchThreshold=0)
+    three_people(inproc)
+    inproc.call("CreateGroup", GroupId="g2", GroupName="G2")
+    inproc.call("CopyPerson", PersonId="tony", GroupIds=["g2"])
+    inproc.call("CreateFace", PersonId="tony", Images=[lfw("Tony_Blair", 18)],
+                FaceMatchThreshold=0)
     for action in SEARCHES:
-        assert every_id(api.call(action, GroupIds=["g", "g2"], Image=COLIN)) == \
+        assert every_id(inproc.call(action, GroupIds=["g", "g2"], Image=COLIN)) == \
             {"colin", "tony", "gul"}
-    db = Database(Settings(data_dir=api.server.data_dir,
-                           database_url=api.server.database_url).db_url)
+    # A connection of its own, as another program would write: nothing logged, index not told.
+    db = Database(inproc.services.settings.db_url)
+    acct = inproc.account_id
     try:
         with db.write() as s:
-            acct = s.scalar(select(ApiKey.account_id).where(ApiKey.secret_id == api.secret_id))
             colin = s.scalar(select(Person.pk).where(Person.account_id == acct,
                                                      Person.person_id == "colin"))
             tony = s.scalar(select(Person.pk).where(Person.account_id == acct,
@@ -399,64 +400,64 @@ def test_stale_index_hits_are_never_returned(api):
     finally:
         db.dispose()
     for action in SEARCHES:
-        out = api.call(action, GroupIds=["g", "g2"], Image=COLIN, NeedPersonInfo=1)
+        out = inproc.call(action, GroupIds=["g", "g2"], Image=COLIN, NeedPersonInfo=1)
         assert every_id(out) == {"gul"}, action
 
 
 # --- CreatePerson UniquePersonControl -----------------------------------------------------------
 
-def test_unique_person_control(api):
+def test_unique_person_control(inproc):
     from openiai.vision.scores import score_for_far
 
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    api.call("CreateGroup", GroupId="other", GroupName="Other")
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    inproc.call("CreateGroup", GroupId="other", GroupName="Other")
     # The account's first face: nothing indexed yet, nothing similar.
-    assert enrol(api, "g", "colin", "Colin_Powell", 38, UniquePersonControl=4)[
+    assert enrol(inproc, "g", "colin", "Colin_Powell", 38, UniquePersonControl=4)[
         "SimilarPersonId"] == ""
-    enrol(api, "g", "tony", "Tony_Blair", 6, UniquePersonControl=4)
-    same = api.call("CompareFace", ImageA=lfw("Colin_Powell", 38), ImageB=COLIN)["Score"]
+    enrol(inproc, "g", "tony", "Tony_Blair", 6, UniquePersonControl=4)
+    same = inproc.call("CompareFace", ImageA=lfw("Colin_Powell", 38), ImageB=COLIN)["Score"]
     assert same >= score_for_far(1e-5)  # so every level must flag this duplicate
     for level, far in enumerate((1e-2, 1e-3, 1e-4, 1e-5), start=1):
-        out = api.call("CreatePerson", GroupId="g", PersonId=f"dup{level}", PersonName="Dup",
-                       Image=COLIN, UniquePersonControl=level)
+        out = inproc.call("CreatePerson", GroupId="g", PersonId=f"dup{level}", PersonName="Dup",
+                          Image=COLIN, UniquePersonControl=level)
         assert out["SimilarPersonId"] == "colin" and out["FaceId"] == "", (level, far)
         assert out["FaceRect"]["Width"] > 0 and out["FaceModelVersion"] == "3.0"
-        assert api.code("GetPersonBaseInfo", PersonId=f"dup{level}") == \
+        assert inproc.code("GetPersonBaseInfo", PersonId=f"dup{level}") == \
             "InvalidParameterValue.PersonIdNotExist"
     # A different person, at the most permissive level: created.
-    diff = api.call("CompareFace", ImageA=lfw("Colin_Powell", 38),
-                    ImageB=lfw("Gerhard_Schroeder", 3))["Score"]
+    diff = inproc.call("CompareFace", ImageA=lfw("Colin_Powell", 38),
+                       ImageB=lfw("Gerhard_Schroeder", 3))["Score"]
     assert diff < score_for_far(1e-2)
-    out = api.call("CreatePerson", GroupId="g", PersonId="gerhard", PersonName="G",
-                   Image=lfw("Gerhard_Schroeder", 3), UniquePersonControl=1)
+    out = inproc.call("CreatePerson", GroupId="g", PersonId="gerhard", PersonName="G",
+                      Image=lfw("Gerhard_Schroeder", 3), UniquePersonControl=1)
     assert out["SimilarPersonId"] == "" and re.fullmatch(r"\d{19}", out["FaceId"])
     # Only the target group is checked.
-    out = api.call("CreatePerson", GroupId="other", PersonId="colin-b", PersonName="C",
-                   Image=COLIN, UniquePersonControl=4)
+    out = inproc.call("CreatePerson", GroupId="other", PersonId="colin-b", PersonName="C",
+                      Image=COLIN, UniquePersonControl=4)
     assert out["SimilarPersonId"] == "" and out["FaceId"]
     # A deleted person is no duplicate any more.
-    api.call("DeletePerson", PersonId="colin")
-    out = api.call("CreatePerson", GroupId="g", PersonId="colin-c", PersonName="C",
-                   Image=COLIN, UniquePersonControl=4)
+    inproc.call("DeletePerson", PersonId="colin")
+    out = inproc.call("CreatePerson", GroupId="g", PersonId="colin-c", PersonName="C",
+                      Image=COLIN, UniquePersonControl=4)
     assert out["SimilarPersonId"] == ""
-    assert api.call("GetPersonListNum", GroupId="g")["PersonNum"] == 3  # tony, gerhard, colin-c
+    assert inproc.call("GetPersonListNum", GroupId="g")["PersonNum"] == 3  # tony, gerhard, colin-c
 
 
-def test_unique_person_control_levels_follow_the_score(api):
+def test_unique_person_control_levels_follow_the_score(inproc):
     """Each level flags exactly when the best score reaches its FAR's score."""
     from openiai.vision.scores import score_for_far
 
-    api.call("CreateGroup", GroupId="g", GroupName="G")
-    enrol(api, "g", "koizumi", "Junichiro_Koizumi", 1)
+    inproc.call("CreateGroup", GroupId="g", GroupName="G")
+    enrol(inproc, "g", "koizumi", "Junichiro_Koizumi", 1)
     probe = ("Junichiro_Koizumi", 20)
-    score = api.call("CompareFace", ImageA=lfw("Junichiro_Koizumi", 1),
-                     ImageB=lfw(*probe))["Score"]
+    score = inproc.call("CompareFace", ImageA=lfw("Junichiro_Koizumi", 1),
+                        ImageB=lfw(*probe))["Score"]
     for level, far in enumerate((1e-2, 1e-3, 1e-4, 1e-5), start=1):
-        out = api.call("CreatePerson", GroupId="g", PersonId=f"p{level}", PersonName="P",
-                       Image=lfw(*probe), UniquePersonControl=level)
+        out = inproc.call("CreatePerson", GroupId="g", PersonId=f"p{level}", PersonName="P",
+                          Image=lfw(*probe), UniquePersonControl=level)
         flagged = out["SimilarPersonId"] == "koizumi"
         threshold = score_for_far(far)
         if abs(score - threshold) > 0.05:  # away from the knife edge of rounding
             assert flagged == (score >= threshold), (level, score, threshold)
         if not flagged:
-            api.call("DeletePerson", PersonId=f"p{level}")
+            inproc.call("DeletePerson", PersonId=f"p{level}")

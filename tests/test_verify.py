@@ -1,16 +1,20 @@
-"""VerifyFace and VerifyPerson against enrolled persons, through the SDK over HTTP."""
+"""VerifyFace and VerifyPerson against enrolled persons.
+
+Same and different persons through the SDK over HTTP, in both API versions and another
+signing; the error cases in-process (``inproc``).
+"""
 
 from images import b64, lfw
 
 
-def _enrol(api, person, name, numbers):
-    api.call("CreateGroup", GroupId="g", GroupName="G") if not api.call(
+def _enrol(client, person, name, numbers):
+    client.call("CreateGroup", GroupId="g", GroupName="G") if not client.call(
         "GetGroupList")["GroupNum"] else None
-    api.call("CreatePerson", GroupId="g", PersonId=person, PersonName=name,
-             Image=lfw(name, numbers[0]))
+    client.call("CreatePerson", GroupId="g", PersonId=person, PersonName=name,
+                Image=lfw(name, numbers[0]))
     if len(numbers) > 1:
-        api.call("CreateFace", PersonId=person, Images=[lfw(name, n) for n in numbers[1:]],
-                 FaceMatchThreshold=0)
+        client.call("CreateFace", PersonId=person, Images=[lfw(name, n) for n in numbers[1:]],
+                    FaceMatchThreshold=0)
 
 
 def test_verify_face_and_person_same_and_different(api):
@@ -27,22 +31,22 @@ def test_verify_face_and_person_same_and_different(api):
         assert old["IsMatch"] is True
 
 
-def test_verify_errors(api):
-    _enrol(api, "colin", "Colin_Powell", [38])
-    assert api.code("VerifyFace", PersonId="nobody", Image=lfw("Colin_Powell", 40)) == \
+def test_verify_errors(inproc):
+    _enrol(inproc, "colin", "Colin_Powell", [38])
+    assert inproc.code("VerifyFace", PersonId="nobody", Image=lfw("Colin_Powell", 40)) == \
         "InvalidParameterValue.PersonIdNotExist"
-    assert api.code("VerifyPerson", PersonId="colin",
-                    Image=b64("insightface/inspireface_test_res/data/bulk/view.jpg")) == \
+    assert inproc.code("VerifyPerson", PersonId="colin",
+                       Image=b64("insightface/inspireface_test_res/data/bulk/view.jpg")) == \
         "InvalidParameterValue.NoFaceInPhoto"
-    assert api.code("VerifyFace", PersonId="colin") == "InvalidParameterValue.ImageEmpty"
-    assert api.code("VerifyFace", PersonId="colin", Image=lfw("Colin_Powell", 40),
-                    QualityControl=9) == "InvalidParameterValue.QualityControlIllegal"
+    assert inproc.code("VerifyFace", PersonId="colin") == "InvalidParameterValue.ImageEmpty"
+    assert inproc.code("VerifyFace", PersonId="colin", Image=lfw("Colin_Powell", 40),
+                       QualityControl=9) == "InvalidParameterValue.QualityControlIllegal"
 
 
-def test_verify_person_refuses_model_version_2(api):
-    api.call("CreateGroup", GroupId="old", GroupName="Old", FaceModelVersion="2.0")
-    api.call("CreatePerson", GroupId="old", PersonId="p", PersonName="P",
-             Image=lfw("Colin_Powell", 38))
-    assert api.code("VerifyPerson", PersonId="p", Image=lfw("Colin_Powell", 40)) == \
+def test_verify_person_refuses_model_version_2(inproc):
+    inproc.call("CreateGroup", GroupId="old", GroupName="Old", FaceModelVersion="2.0")
+    inproc.call("CreatePerson", GroupId="old", PersonId="p", PersonName="P",
+                Image=lfw("Colin_Powell", 38))
+    assert inproc.code("VerifyPerson", PersonId="p", Image=lfw("Colin_Powell", 40)) == \
         "InvalidParameterValue.UnsupportedGroupFaceModelVersion"
-    assert api.call("VerifyFace", PersonId="p", Image=lfw("Colin_Powell", 40))["IsMatch"]
+    assert inproc.call("VerifyFace", PersonId="p", Image=lfw("Colin_Powell", 40))["IsMatch"]

@@ -15,18 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import actions  # noqa: F401  (registers the handlers)
 from ..core import timing
-from ..actions.registry import HANDLERS, Context
+from ..actions.registry import Context
 from ..services import Services
 from ..core.settings import Settings
 from .auth import NonceCache, authenticate
 from ..core.errors import ApiError, invalid
 from .metrics import CONTENT_TYPE_LATEST, AccountNames, Metrics
 from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
+from .dispatch import execute, prepare
 from .ratelimit import RateLimiter
-from .schema import shape_response, validate_request
-from .wire_schema import ACTIONS
 
 log = logging.getLogger("openiai.api")
 
@@ -57,35 +55,18 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
-def _resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
-    if not action:
-        raise ApiError("MissingParameter", "The request is missing the Action "
-                       "(X-TC-Action header or Action parameter).")
-    if not version:
-        raise ApiError("MissingParameter", "The request is missing the Version "
-                       "(X-TC-Version header or Version parameter).")
-    if version not in ACTIONS:
-        raise ApiError("NoSuchVersion", f"API version `{version}` does not exist; "
-                       f"supported: {', '.join(ACTIONS)}.")
-    if action not in ACTIONS[version]:
-        raise ApiError("InvalidAction", f"The action `{action}` does not exist in API version "
-                       f"{version}.")
-    if action not in HANDLERS:
-        raise ApiError("UnsupportedOperation", f"The action `{action}` is part of the IAI API "
-                       "but is not implemented by this server yet.")
-    return version, action
-
-
 def _authenticate_and_validate(req, services: Services, nonces: NonceCache, seen: dict,
                                rate_limiter: RateLimiter | None = None,
                                names: AccountNames | None = None):
     key = authenticate(req, services.keys.lookup, nonces)
     seen["account_id"] = key.account_id  # for the log line, even if validation fails
-    version, action = _resolve_action(req.version, req.action)
-    if rate_limiter is not None:
+
+    def admit(action: str) -> None:
         # After authentication (only a verified account is counted), before any parsing work.
-        rate_limiter.check(key.account_id, lambda: names(key.account_id), action)
-    return key, version, action, validate_request(version, action, req.params())
+        if rate_limiter is not None:
+            rate_limiter.check(key.account_id, lambda: names(key.account_id), action)
+
+    return key, prepare(req.version, req.action, req.params, admit)
 
 
 READY_CHECK_TIMEOUT_S = 5.0
@@ -139,14 +120,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # Key lookup (database, decryption) and parsing a body of up to 10 MB block, so
             # they run off the event loop; not under the handlers' limiter, so a cheap request
             # is not queued behind inference.
-            key, version, action, model = await anyio.to_thread.run_sync(
+            key, call = await anyio.to_thread.run_sync(
                 _authenticate_and_validate, req, services, nonces, seen, rate_limiter, names)
-            ctx = Context(account_id=key.account_id, version=version, request_id=request_id,
-                          services=services)
-            payload = await anyio.to_thread.run_sync(HANDLERS[action], ctx, model,
-                                                     limiter=limiter)
+            action = call.action
+            ctx = Context(account_id=key.account_id, version=call.version,
+                          request_id=request_id, services=services)
+            fields = await anyio.to_thread.run_sync(execute, call, ctx, limiter=limiter)
             with timing.stage("serialise"):
-                response = envelope(request_id, shape_response(version, action, payload or {}))
+                response = envelope(request_id, fields)
             code = None
         except ApiError as exc:
             with timing.stage("serialise"):

@@ -21,9 +21,6 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,88 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from openiai.bench.lfw import lfw_images_dir
+from openiai.bench.server import Server
 
-REPO = Path(__file__).resolve().parents[2]
 STAGES = ("decode", "detect", "embed", "search", "serialise")
 ACTIONS = ("DetectFace", "CompareFace", "SearchPersons")
 GROUP = "bench"
 
 
-# ------------------------------------------------------------------------------ server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+# ------------------------------------------------------------------------------ http
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     import httpx
 
     r = httpx.get(url, timeout=timeout)
     return r.status_code, r.content
-
-
-class ServerProcess:
-    """``openiai serve`` on its own data directory and port (like tests/harness.py Server)."""
-
-    def __init__(self, data_dir: Path, port: int, extra_env: dict | None = None) -> None:
-        self.data_dir, self.port = Path(data_dir), port
-        self.env = dict(os.environ, OPENIAI_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1",
-                        **(extra_env or {}))
-        self.env.pop("OPENIAI_DATABASE_URL", None)
-        self.proc: subprocess.Popen | None = None
-        self.log_path = self.data_dir / "server.log"
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "openiai.cli", *args], env=self.env, cwd=REPO,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"openiai {' '.join(args)} failed: {out.stderr[-2000:]}")
-        return out.stdout
-
-    def start(self, timeout: float = 120) -> None:
-        import httpx
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "openiai.cli", "serve", "--port",
-                                      str(self.port)], env=self.env, cwd=REPO, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if http_get(f"http://{self.endpoint}/healthz", 1)[0] == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start in time")
-        # /readyz (where the server has it) says when the models are loaded and the index is up.
-        while time.time() < deadline:
-            try:
-                status = http_get(f"http://{self.endpoint}/readyz", 2)[0]
-            except httpx.HTTPError:
-                status = 0
-            if status in (200, 404, 405):
-                return
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -402,13 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         temp = Path(tempfile.mkdtemp(prefix="openiai-bench-api-"))
         data_dir = temp
-    server = ServerProcess(data_dir, args.port or free_port())
+    # SQLite in the data directory, whatever OPENIAI_DATABASE_URL says: the benchmark
+    # measures the server on a database of its own.
+    server = Server(data_dir, port=args.port)
     cells, skipped = [], {}
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     try:
         t0 = time.perf_counter()
         gallery = pick_gallery(args.gallery)
-        server.start()
+        server.start(timeout=120, wait_ready=True)  # time requests, not model loading
         console.print(f"server on {server.endpoint} (data {data_dir}), up in "
                       f"{time.perf_counter() - t0:.1f} s")
         key = json.loads(server.cli("keys", "create", "--account", "bench", "--json"))
@@ -438,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"  {action} x{n}: {cell['rps']:.1f} req/s, p50 "
                               f"{_fmt(cell['p50_ms'])} ms, p99 {_fmt(cell['p99_ms'])} ms{extra}")
     finally:
-        server.stop()
+        server.stop(timeout=30)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
     load = ""
