@@ -37,6 +37,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .core import versions
+
 VERSION = "2020-03-03"
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
 MAX_FACES = 5  # the API's limit per person
@@ -355,7 +357,7 @@ class Importer:
 
         try:
             b64 = base64.b64encode(path.read_bytes()).decode("ascii")
-            new = extract_face(self.ctx, b64, None, model_version=self.face_model_version or "3.0",
+            new = extract_face(self.ctx, b64, None, model_version=self.face_model_version or versions.DEFAULT,
                                quality=0, rotate=False)
         except (ApiError, OSError):
             return None
@@ -627,7 +629,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", help="folder with one sub-folder of images per person")
     p.add_argument("--group", required=True, help="GroupId (created if missing)")
     p.add_argument("--group-name", help="GroupName for a new group (default: the GroupId)")
-    p.add_argument("--face-model-version", choices=["2.0", "3.0"],
+    p.add_argument("--face-model-version", choices=list(versions.names()),
                    help="FaceModelVersion for a new group (default 3.0)")
     p.add_argument("--account", default="default", help="account (created if missing; default `default`)")
     p.add_argument("--csv", help="CSV with columns folder,PersonId,PersonName[,Gender] "
