@@ -195,11 +195,10 @@ def cmd_models(args) -> int:
 
     pipeline = FacePipeline.from_settings(_settings(args))
     if args.load:
-        for name in pipeline.zoo.names():
-            try:
-                pipeline.zoo.get(name)
-            except Exception:  # reported per model below
-                pass
+        try:
+            pipeline.warmup()  # tries every model; the zoo keeps each failure for below
+        except Exception:
+            pass
     rows = pipeline.zoo.describe()
     if args.json:
         print(json.dumps(rows, indent=2))

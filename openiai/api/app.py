@@ -96,7 +96,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     metrics = Metrics(services, names)
     rate_limiter = RateLimiter.from_settings(services.settings)
     nonces = NonceCache()  # v1 signatures seen in the last 5 minutes (replay protection)
-    warm = {"models": "loading"}
 
     async def endpoint(request: Request) -> Response:
         request_id = str(uuid.uuid4())

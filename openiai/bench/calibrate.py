@@ -31,7 +31,6 @@ FARS = (0.5, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 MIN_TAIL_PAIRS = 100
 
 
-
 def impostor_cosines(emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.concatenate(list(evaluate.impostor_blocks(emb, ids)))
 

@@ -9,7 +9,7 @@ directly). :data:`ENVIRONMENT` lists every variable, its field and its meaning.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -41,10 +41,9 @@ class Settings:
     index_snapshot_seconds: float = 300.0
     # How long a decrypted key is cached; a disabled key stops working within this time.
     key_cache_seconds: float = 5.0
-    # Rate limits: inline JSON, a file path, or a parsed dict (tests); None: the data dir's
+    # Rate limits: inline JSON, a file path, or a parsed dict; None: the data dir's
     # rate_limits.json if present.
     rate_limits: str | dict | None = None
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select
 from ..core import versions
 from ..core.changes import Change
 from ..core.clock import now_ms
-from ..core.features import normalize
+from ..core.features import from_bytes, normalize
 from ..index.engine import VectorIndex
 from ..store.changes import as_change
 from ..store.db import Database
@@ -168,7 +168,7 @@ class IndexSync:
         dim = versions.get(key[1]).dim
         face_pks = np.array([r[2] for r in faces], np.int64)
         face_person = np.array([r[3] for r in faces], np.int64)
-        vectors = (np.frombuffer(b"".join(r[4] for r in faces), "<f4").reshape(-1, dim)
+        vectors = (from_bytes(b"".join(r[4] for r in faces)).reshape(-1, dim)
                    if faces else np.zeros((0, dim), np.float32))
         # Fused person vectors: faces are sorted by person, so each person is one run.
         if len(face_person):

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from ..core.clock import now_ms
+from ..core.settings import Settings
 from .db import Database
 from .schema import Account, ApiKey
 
@@ -30,7 +31,7 @@ class KeyRecord:
 
 
 _ALNUM = string.ascii_letters + string.digits
-CACHE_SECONDS = 5.0  # default (Settings.key_cache_seconds; 0 turns the cache off)
+CACHE_SECONDS = Settings.key_cache_seconds  # the one default (0 turns the cache off)
 
 
 def load_master_key(path: Path) -> Fernet:
