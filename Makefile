@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install eval bench calibrate clean
+.PHONY: serve test install eval bench calibrate heads clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11 not found; install it or run make PY=/path/to/python3.11"; exit 1; }
@@ -32,6 +32,7 @@ test: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/openiai eval lfw
+	$(BIN)/openiai eval attributes
 
 calibrate: $(STAMP)
 	$(BIN)/openiai calibrate
@@ -40,6 +41,14 @@ bench: $(STAMP)
 	$(BIN)/openiai bench search --n 100000 --n 1000000
 	$(BIN)/openiai bench startup --n 1000000
 	$(BIN)/openiai bench api
+	$(BIN)/openiai bench attributes
+
+# Re-trains the attribute heads shipped in openiai/vision/trained/ from the shared labelled
+# sets (scikit-learn comes with the `train` extra; the server never trains).
+heads: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python tools/train_attribute_heads.py
+	$(BIN)/python tools/train_age_gender.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

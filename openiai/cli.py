@@ -167,15 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--json", action="store_true", help="print a JSON array")
     mdl.set_defaults(func=cmd_models)
 
-    ev = sub.add_parser("eval", help="evaluate the engine (e.g. `openiai eval lfw`)")
+    ev = sub.add_parser("eval", help="evaluate the engine: `openiai eval lfw` (recognition), "
+                        "`openiai eval attributes` (face attributes and landmarks)")
     ev.add_argument("rest", nargs=argparse.REMAINDER)
-    ev.set_defaults(func=lambda a: _delegate("openiai.bench.evaluate", a.rest))
+    ev.set_defaults(func=lambda a: (_delegate("openiai.bench.attributes", a.rest[1:])
+                                    if a.rest[:1] == ["attributes"]
+                                    else _delegate("openiai.bench.evaluate", a.rest)))
 
     bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`, "
                            "`openiai bench api`)")
-    bench.add_argument("what", choices=["search", "api", "startup"])
+    bench.add_argument("what", choices=["search", "api", "startup", "attributes"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=lambda a: _delegate(f"openiai.bench.{a.what}", a.rest))
+    bench.set_defaults(func=lambda a: _delegate(
+        "openiai.bench.attribute_cost" if a.what == "attributes" else f"openiai.bench.{a.what}",
+        a.rest))
 
     cal = sub.add_parser("calibrate", help="measure impostor scores and write the score table")
     cal.add_argument("rest", nargs=argparse.REMAINDER)

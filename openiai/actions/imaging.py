@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.errors import value
+from ..core.errors import ApiError, invalid, value
 from ..vision.types import DecodedImage, Face
 from .registry import Context
 
@@ -18,6 +18,17 @@ MAX_FACE_NUM_LIMIT = 120
 class Found:
     image: DecodedImage
     faces: list[Face]  # largest first, in the image's own coordinates
+
+
+def max_face_num(raw: int | None) -> int:
+    """MaxFaceNum: default 1, at most 120 (DetectFace, DetectFaceAttributes)."""
+    n = 1 if raw is None else raw
+    if n < 1:
+        raise invalid("MaxFaceNum must be at least 1.")
+    if n > MAX_FACE_NUM_LIMIT:
+        raise ApiError("LimitExceeded.ErrorFaceNumExceed",
+                       f"MaxFaceNum may be at most {MAX_FACE_NUM_LIMIT}.")
+    return n
 
 
 def quality_level(level: int | None) -> int:

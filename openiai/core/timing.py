@@ -1,4 +1,5 @@
-"""Per-request stage timers (decode, detect, embed, landmarks, quality, search, serialise).
+"""Per-request stage timers (decode, detect, embed, landmarks, attributes, quality, search,
+serialise).
 
 The HTTP endpoint calls :func:`begin` before running a handler; code on the request path wraps
 its work in ``with stage("detect"):``. The dict lives in a context variable, which anyio copies
@@ -12,7 +13,8 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-STAGES = ("decode", "detect", "embed", "landmarks", "quality", "search", "serialise")
+STAGES = ("decode", "detect", "embed", "landmarks", "attributes", "quality", "search",
+          "serialise")
 
 _current: ContextVar[dict[str, float] | None] = ContextVar("openiai_stage_times", default=None)
 

@@ -2,7 +2,8 @@
 
 * :mod:`.runtime` - :class:`Services`, the long-lived parts built once from Settings;
 * :mod:`.index_sync` - keeps the vector index equal to the database (snapshot + change log);
-* :mod:`.faces` - the face pipeline: image -> faces -> features / attributes;
+* :mod:`.faces` - the face pipeline: image -> faces -> features, landmarks, pose, quality;
+* :mod:`.attributes` - face attributes: the models a set of attribute families needs;
 * :mod:`.hits` - index hits checked against the live database rows.
 """
 

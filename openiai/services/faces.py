@@ -16,6 +16,8 @@ importer all call :meth:`features`) and the one QualityControl check
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
 from ..vision.rotation import detect_rotated
 from ..vision.types import DecodedImage, Face
 
+T = TypeVar("T")
 MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
 DETECTOR = "yunet"
 LANDMARKS = "dlib68"
@@ -129,6 +132,13 @@ class FacePipeline:
         if level and not quality.passes(self.quality(pixels, face), level):
             raise ApiError("FailedOperation.FaceQualityNotQualified",
                            f"The face image quality does not meet QualityControl={level}.")
+
+    def infer(self, name: str, call: Callable[[Any], T], stage_name: str = "attributes") -> T:
+        """``call(model)`` for the zoo's model ``name``, inside an inference slot and a timing
+        stage (loading happens outside the slot): how the attribute models run."""
+        model = self.zoo.get(name)
+        with self._slots, stage(stage_name):
+            return call(model)
 
     # ---------------------------------------------------------------- readiness
     def warmup(self, names: tuple[str, ...] | None = None) -> dict[str, str]:

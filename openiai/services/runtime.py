@@ -6,6 +6,7 @@ from ..core.settings import Settings
 from ..index import IndexManager, VectorIndex
 from ..store.db import Database
 from ..store.keys import KeyStore, load_master_key
+from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
 
@@ -27,6 +28,7 @@ class Services:
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path),
                             cache_seconds=settings.key_cache_seconds)
         self.faces = FacePipeline.from_settings(settings)
+        self.attributes = AttributeEstimator(self.faces)
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
