@@ -97,15 +97,22 @@ class IrisLandmarks:
             "right": self.eye(pixels, m[PICTURE_RIGHT_CORNERS[0]], m[PICTURE_RIGHT_CORNERS[1]], True),
         }
 
-    def get_crop(self, eye_bgr: np.ndarray, mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Contour and iris for an eye crop used whole (resized to 64x64; points in the crop's
-        own pixels). ``mirror``: flip it first (for an eye on the picture's right)."""
+    def get_crop(self, eye_bgr: np.ndarray, mirror: bool = False,
+                 pad: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Contour and iris for an eye crop (points in the crop's own pixels). The crop is
+        centred on a square ``pad`` x its longer side (edge pixels repeated: a tight crop
+        needs room around the eye, the model saw the corners at 1 / 2.3 of its input) and
+        resized to 64x64. ``mirror``: flip it first (an eye on the picture's right)."""
         h, w = eye_bgr.shape[:2]
         img = eye_bgr[:, ::-1] if mirror else eye_bgr
-        crop = cv2.resize(np.ascontiguousarray(img), (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+        side = int(round(max(h, w) * max(pad, 1.0)))
+        top, left = (side - h) // 2, (side - w) // 2
+        img = cv2.copyMakeBorder(np.ascontiguousarray(img), top, side - h - top, left,
+                                 side - w - left, cv2.BORDER_REPLICATE)
+        crop = cv2.resize(img, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
         contour, iris = self.run(to_rgb01(crop))
-        scale = np.array([w / INPUT, h / INPUT], np.float32)
-        contour, iris = contour * scale, iris * scale
+        contour = contour * (side / INPUT) - np.array([left, top], np.float32)
+        iris = iris * (side / INPUT) - np.array([left, top], np.float32)
         if mirror:
             contour[:, 0] = w - contour[:, 0]
             iris[:, 0] = w - iris[:, 0]
