@@ -121,10 +121,10 @@ def test_eye_state_rule_on_crops(testdata):
         assert got == [want] * 5, (folder, got)
 
 
-def test_mouth_rule_separates_open_and_closed(testdata):
+def test_mouth_rule_separates_open_and_closed():
     # A smiling, open mouth (teeth showing) reads open; a mesh with the inner lips pressed
     # together reads closed.
-    img, face = load_bgr(OBAMA), None
+    img = load_bgr(OBAMA)
     mesh = pipeline().mesh(img, _largest(img), iris=False)
     assert M.mouth_open(mesh)[0] is True
     closed = M.Mesh(mesh.points.copy())
