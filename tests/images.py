@@ -60,6 +60,13 @@ def detect_all(pixels):
     return list(zoo().get("yunet").detect(pixels, 16, 100, 0.5))
 
 
+def mesh(pixels, face):
+    """The 468-point mesh of one detected face."""
+    return zoo().get("face_mesh").get(pixels, face)
+
+
 def landmarks68(pixels, face):
-    """dlib's 68 points for one detected face."""
-    return zoo().get("dlib68").get(pixels, face)
+    """The 68 iBUG points for one detected face, mapped from the mesh."""
+    from openiai.vision.landmarks import ibug68
+
+    return ibug68(mesh(pixels, face))

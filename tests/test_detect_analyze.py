@@ -137,11 +137,14 @@ def test_no_face_images(engine_inproc):
 
 
 def test_analyze_face_shapes(engine_inproc):
-    out = engine_inproc.call("AnalyzeFace", Image=b64("compreface/sample_images/012_4.jpg"), Mode=1)
+    # Mode as the docs say: 0 (default) every face (at most 10), 1 the largest one.
+    out = engine_inproc.call("AnalyzeFace", Image=b64("compreface/sample_images/012_4.jpg"))
     assert len(out["FaceShapeSet"]) == 4
     sizes = {"FaceProfile": 21, "LeftEye": 8, "RightEye": 8, "LeftEyeBrow": 8,
              "RightEyeBrow": 8, "Mouth": 22, "Nose": 13, "LeftPupil": 1, "RightPupil": 1}
     for shape in out["FaceShapeSet"]:
         assert {k: len(v) for k, v in shape.items()} == sizes
-    one = engine_inproc.call("AnalyzeFace", Image=b64("compreface/sample_images/012_4.jpg"))
+    one = engine_inproc.call("AnalyzeFace", Image=b64("compreface/sample_images/012_4.jpg"), Mode=1)
     assert len(one["FaceShapeSet"]) == 1
+    eight = engine_inproc.call("AnalyzeFace", Image=b64("compreface/sample_images/016_8.jpg"))
+    assert len(eight["FaceShapeSet"]) == 8

@@ -89,7 +89,7 @@ def test_readyz_on_a_running_server(ops_server):
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     assert resp.json() == {"status": "ready", "checks": {
-        "models": {"yunet": "ok", "sface": "ok", "dlib68": "ok"}, "database": "ok", "index": "ok"}}
+        "models": {"yunet": "ok", "sface": "ok", "face_mesh": "ok", "iris": "ok"}, "database": "ok", "index": "ok"}}
     assert httpx.get(f"http://{ops_server.endpoint}/healthz").json() == {"status": "ok"}
 
 
@@ -129,7 +129,7 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
         services.index = index
     assert resp.status_code == 503
     assert resp.json() == {"status": "not ready", "checks": {
-        "models": {"yunet": "ok", "sface": "ok", "dlib68": "ok"}, "database": "ok",
+        "models": {"yunet": "ok", "sface": "ok", "face_mesh": "ok", "iris": "ok"}, "database": "ok",
         "index": "no vector index"}}
 
     good = services.db.engine
@@ -153,7 +153,7 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
         zoo._models["sface"] = sface
     assert resp.status_code == 503
     assert resp.json()["checks"]["models"] == {"yunet": "ok", "sface": "not loaded",
-                                               "dlib68": "ok"}
+                                               "face_mesh": "ok", "iris": "ok"}
     assert client.get("/readyz").status_code == 200
 
 

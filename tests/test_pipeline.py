@@ -48,10 +48,10 @@ def test_detect_face_runs_only_the_models_it_needs(services):
 
     _, stages = call(services, "DetectFace", Image=photo(), NeedQualityDetection=1)
     assert set(stages) == {"decode", "detect", "quality"}  # a measured rule: no model
-    assert not zoo.loaded("dlib68") and not zoo.loaded("sface")
+    assert not zoo.loaded("face_mesh") and not zoo.loaded("sface")
 
     out, stages = call(services, "DetectFace", Image=photo(), NeedFaceAttributes=1)
-    assert "landmarks" in stages and zoo.loaded("dlib68") and not zoo.loaded("sface")
+    assert "landmarks" in stages and zoo.loaded("face_mesh") and not zoo.loaded("sface")
     assert out["FaceInfos"][0]["FaceAttributesInfo"]["Yaw"] != 0 or \
         out["FaceInfos"][0]["FaceAttributesInfo"]["Roll"] != 0
 
@@ -79,7 +79,7 @@ def test_analyze_face_needs_landmarks_but_no_recognizer(tmp_path):
     try:
         out, stages = call(s, "AnalyzeFace", Image=photo())
         assert len(out["FaceShapeSet"]) == 1 and len(out["FaceShapeSet"][0]["FaceProfile"]) == 21
-        assert s.faces.zoo.loaded("dlib68") and not s.faces.zoo.loaded("sface")
+        assert s.faces.zoo.loaded("face_mesh") and not s.faces.zoo.loaded("sface")
         assert {"detect", "landmarks"} <= set(stages) and "embed" not in stages
     finally:
         s.close()

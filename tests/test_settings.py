@@ -136,7 +136,7 @@ def test_model_dir_decides_which_files_the_server_loads(tmp_path, tampered_model
     # the folder does not hold came from the installed packages.
     assert models["sface"].startswith("ModelIntegrityError")
     assert str(tampered_models) in models["sface"]
-    assert models["yunet"] == "ok" and models["dlib68"] == "ok"
+    assert models["yunet"] == "ok" and models["face_mesh"] == "ok"
 
 
 def test_model_dir_with_good_copies_serves_from_it(tmp_path):

@@ -1,3 +1,4 @@
 """One module per API family. Importing this package registers every handler."""
 
-from . import attributes, compare, detect, faces, groups, persons, search, verify  # noqa: F401
+from . import (  # noqa: F401
+    attributes, compare, detect, faces, groups, landmarks, persons, search, verify)

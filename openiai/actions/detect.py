@@ -1,4 +1,4 @@
-"""DetectFace and AnalyzeFace."""
+"""DetectFace (AnalyzeFace is in :mod:`.landmarks`)."""
 
 from __future__ import annotations
 
@@ -38,17 +38,3 @@ def detect_face(ctx: Context, req) -> dict:
         infos.append(info)
     return {"ImageWidth": found.image.width, "ImageHeight": found.image.height,
             "FaceInfos": infos, "FaceModelVersion": version}
-
-
-@action("AnalyzeFace")
-def analyze_face(ctx: Context, req) -> dict:
-    mode = 0 if req.Mode is None else req.Mode
-    if mode not in (0, 1):
-        raise invalid("Mode must be 0 (largest face) or 1 (all faces).")
-    version = limits.face_model_version(req.FaceModelVersion)
-    found = imaging.find_faces(ctx, req.Image, req.Url,
-                               max_faces=1 if mode == 0 else imaging.MAX_FACE_NUM_LIMIT,
-                               rotate=imaging.flag(req.NeedRotateDetection))
-    shapes = [ctx.services.faces.face_shape(found.image.pixels, f) for f in found.faces]
-    return {"ImageWidth": found.image.width, "ImageHeight": found.image.height,
-            "FaceShapeSet": shapes, "FaceModelVersion": version}

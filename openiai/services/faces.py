@@ -3,8 +3,8 @@
 Every action that looks at a face goes through one :class:`FacePipeline`, held by
 :class:`openiai.services.Services`. It composes only the models a request needs: detection
 runs YuNet alone, :meth:`FacePipeline.features` adds the version's recognizer,
-:meth:`FacePipeline.landmarks68` the 68-point predictor, so a DetectFace without attributes
-never touches the landmark model. Models come from the :class:`ModelZoo` it was built with
+:meth:`FacePipeline.mesh` the 468-point face mesh (and the iris model), so a DetectFace
+without attributes never touches the landmark models. Models come from the :class:`ModelZoo` it was built with
 (lazy, once per process); model runs take an inference slot, so concurrent requests queue
 instead of oversubscribing the cores.
 
@@ -28,7 +28,8 @@ from ..core.timing import stage
 from ..vision import pose, quality
 from ..vision.canonical import canonical_crop, encode_crop
 from ..vision.image import load_image
-from ..vision.landmarks import face_shape
+from ..vision.landmarks import dense_shape, face_shape, ibug68
+from ..vision.mesh import Mesh
 from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
 from ..vision.rotation import detect_rotated
 from ..vision.types import DecodedImage, Face
@@ -36,7 +37,8 @@ from ..vision.types import DecodedImage, Face
 T = TypeVar("T")
 MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
 DETECTOR = "yunet"
-LANDMARKS = "dlib68"
+MESH = "face_mesh"
+IRIS = "iris"
 
 
 class FacePipeline:
@@ -109,18 +111,33 @@ class FacePipeline:
         crop, landmarks = canonical_crop(pixels, face.landmarks)
         return encode_crop(crop), landmarks
 
-    def landmarks68(self, pixels: np.ndarray, face: Face) -> np.ndarray:
-        model = self.zoo.get(LANDMARKS)
+    def mesh(self, pixels: np.ndarray, face: Face, iris: bool = True) -> Mesh:
+        """The 468-point face mesh of one face and, with ``iris``, both eyes' eyelid contours
+        and irises (:mod:`openiai.vision.mesh` has the rules that read it)."""
+        mesh_model = self.zoo.get(MESH)  # loading happens outside the slot
+        iris_model = self.zoo.get(IRIS) if iris else None
         with self._slots, stage("landmarks"):
-            return model.get(pixels, face)
+            points = mesh_model.get(pixels, face)
+            if iris_model is None:
+                return Mesh(points)
+            eyes = iris_model.get(pixels, points)
+            return Mesh(points, eyes["left"], eyes["right"])
+
+    def landmarks68(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        """(68, 2) iBUG 300-W points, mapped from the mesh (:func:`openiai.vision.landmarks.ibug68`)."""
+        return ibug68(self.mesh(pixels, face, iris=False).points)
 
     def head_pose(self, pixels: np.ndarray, face: Face) -> tuple[int, int, int]:
         """(Pitch, Yaw, Roll): pitch needs the 68 points, its sign is unreliable from 5."""
         return pose.head_pose(face, pixels.shape, self.landmarks68(pixels, face))
 
     def face_shape(self, pixels: np.ndarray, face: Face) -> dict:
-        """AnalyzeFace's 90-point FaceShape."""
-        return face_shape(self.landmarks68(pixels, face))
+        """AnalyzeFace's 90-point FaceShape (pupils from the iris model)."""
+        return face_shape(self.mesh(pixels, face))
+
+    def dense_shape(self, pixels: np.ndarray, face: Face) -> dict:
+        """AnalyzeDenseLandmarks' contours of one face (without its box)."""
+        return dense_shape(self.mesh(pixels, face))
 
     def quality(self, pixels: np.ndarray, face: Face) -> dict:
         """FaceQualityInfo (a measured rule on the pixels, no model)."""

@@ -28,7 +28,9 @@ mouth corners in different places:
   nose tip's depth, 0.51 IOD in front of the eye plane, is calibrated on 1,812 LFW faces from
   how the nose tip's sideways offset grows as the projected eye distance shrinks with yaw
   (consistent to +-0.02 across yaw bins).
-- the five taken from dlib's 68 points (eye centroids, nose tip 30, mouth corners 48/54):
+- the five taken from the 68 iBUG points (eye centroids, nose tip 30, mouth corners 48/54;
+  calibrated on dlib's predictor, which the mesh mapping :func:`openiai.vision.landmarks.ibug68`
+  is fitted to reproduce, and the label checks below still hold with the mapped points):
   x/y = their mean frontal layout on LFW (nose 0.542, corners 1.08 down and 0.452 out); nose
   depth 0.585 IOD, set so that yaw from these points matches yaw from YuNet's on 604 LFW
   faces (slope 1.01, r = 0.93).

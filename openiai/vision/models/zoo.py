@@ -14,12 +14,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .dlib68 import Dlib68
+from .face_mesh import FaceMesh
 from .files import ModelIntegrityError, locate, verify
+from .iris import IrisLandmarks
 from .sface import SFace
 from .yunet import YuNet
 
-MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, Dlib68)}
+MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, FaceMesh, IrisLandmarks)}
 
 
 class ModelZoo:
