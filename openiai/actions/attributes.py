@@ -65,12 +65,11 @@ def _age(years: float | None, top: int) -> int:
     return 0 if years is None else int(min(max(round(years), 0), top))
 
 
-def _eye_open_item(eyes: tuple[float, float] | None) -> dict:
-    # Closed when either eye is closed (the docs: "as long as there is more than one eye
-    # closed, false"), so the face's P(open) is the less open eye's.
-    if eyes is None:
+def _eye_open_item(p_open: float | None) -> dict:
+    # One answer for both eyes: the rule averages their lid openings (vision.mesh).
+    if p_open is None:
         return _none()
-    return _yes_no(1.0 - min(eyes), yes=1, no=0)  # Type 0 open, 1 closed
+    return _yes_no(1.0 - p_open, yes=1, no=0)  # Type 0 open, 1 closed
 
 
 # ------------------------------------------------------------------ DetectFaceAttributes
@@ -89,7 +88,7 @@ def detail_attributes(a: FaceAttributes | None, families: set[str]) -> dict:
             # Sunglasses are not told apart from glasses (CelebA's Eyeglasses label has both),
             # so Type is 0 or 1, never 2.
             "Glass": _yes_no(a.head("eyeglasses")) if has("Eye") else _none(),
-            "EyeOpen": _eye_open_item(a.eyes_open) if has("Eye") else _none(),
+            "EyeOpen": _eye_open_item(a.p_eyes_open) if has("Eye") else _none(),
             "EyelidType": _none(),  # not estimated: no labelled data for double eyelids
             "EyeSize": ({"Type": a.eye_size[0], "Probability": float(a.eye_size[1])}
                         if has("Eye") and a.eye_size else _none()),
@@ -156,7 +155,6 @@ def face_attributes(a: FaceAttributes) -> dict:
     """DetectFace's FaceAttributesInfo from the DETECT_FACE_FAMILIES estimates."""
     pose = a.pose or (0, 0, 0)
     bald = a.head("bald")
-    eyes = a.eyes_open
     colors = a.appearance.get("hair_color")
     return {
         "Gender": _percent(a.p_male),  # 0-49 female, 50-100 male; the further, the surer
@@ -173,7 +171,7 @@ def face_attributes(a: FaceAttributes) -> dict:
             "Bang": 0 if (a.head("bangs") or 0.0) >= 0.5 else 1,  # here 0 = bangs, 1 = none
             "Color": None if colors is None else int(np.argmax(colors)),
         },
-        "EyeOpen": None if eyes is None else bool(min(eyes) >= 0.5),
+        "EyeOpen": None if a.p_eyes_open is None else bool(a.p_eyes_open >= 0.5),
     }
 
 

@@ -69,8 +69,9 @@ class FaceAttributes:
     emotion: np.ndarray | None = None  # (7,) probabilities in the API's Emotion order
     p_mask: float | None = None
     pose: tuple[int, int, int] | None = None  # Pitch, Yaw, Roll (clamped as documented)
-    eyes_open: tuple[float, float] | None = None  # P(open) of the picture's left and right eye
-    eye_size: tuple[int, float] | None = None  # (0 small / 1 normal / 2 big, confidence)
+    p_eyes_open: float | None = None  # both eyes' lid opening, as a score (vision.mesh)
+    eye_size: tuple[int, float] | None = None  # (0 small / 1 normal / 2 big, score)
+    p_mouth_open: float | None = None  # inner-lip gap rule (vision.mesh)
 
     def head(self, name: str) -> float | None:
         value = self.appearance.get(name)
@@ -107,8 +108,9 @@ class AttributeEstimator:
                  timings: dict[str, float] | None = None) -> list[FaceAttributes]:
         """Estimates for ``faces``; ``timings`` (optional) accumulates seconds per source
         (``openiai bench attributes`` prints that split)."""
-        from ..vision import demographics, expression as _expr, mesh as _mesh
+        from ..vision import demographics, expression as _expr, mesh as _mesh, pose
         from ..vision.appearance import appearance_attributes
+        from ..vision.landmarks import ibug68
 
         out = [FaceAttributes() for _ in faces]
         need = self.sources(families)
@@ -150,8 +152,9 @@ class AttributeEstimator:
             for attrs, f in zip(out, faces):
                 with _timed(timings, "mesh"):
                     mesh = p.mesh(pixels, f, iris="iris" in need)
-                    attrs.pose = p.head_pose_from_mesh(pixels, f, mesh)
-                if "iris" in need:
-                    attrs.eyes_open = _mesh.eyes_open(mesh)
-                    attrs.eye_size = _mesh.eye_size(mesh)
+                attrs.pose = pose.head_pose(f, pixels.shape, ibug68(mesh.points))
+                openness = _mesh.eye_openness(mesh)
+                attrs.p_eyes_open = None if openness is None else openness[1]
+                attrs.eye_size = _mesh.eye_size_item(mesh)
+                attrs.p_mouth_open = _mesh.mouth_open(mesh)[1]
         return out

@@ -150,6 +150,20 @@ def eye_size(mesh: Mesh) -> int | None:
     return 0 if h < EYE_SIZE_SMALL else 2 if h > EYE_SIZE_BIG else 1
 
 
+EYE_SIZE_SCALE = 0.005  # eye_height units per logistic unit of the eye-size score
+
+
+def eye_size_item(mesh: Mesh) -> tuple[int, float] | None:
+    """(class, score): the score is 0.5 at the nearest class boundary and rises with the
+    distance from it (logistic, EYE_SIZE_SCALE); monotone, not a calibrated probability."""
+    h = eye_height(mesh)
+    if h is None:
+        return None
+    size = 0 if h < EYE_SIZE_SMALL else 2 if h > EYE_SIZE_BIG else 1
+    margin = min(abs(h - EYE_SIZE_SMALL), abs(h - EYE_SIZE_BIG))
+    return size, _sigmoid(margin / EYE_SIZE_SCALE)
+
+
 # ---------------------------------------------------------------- mouth
 def mouth_ratio(mesh: Mesh) -> float:
     """Inner-lip gap / mouth width: the mean distance between the upper and lower inner lip
