@@ -50,8 +50,14 @@ def test_detect_face_runs_only_the_models_it_needs(services):
     assert set(stages) == {"decode", "detect", "quality"}  # a measured rule: no model
     assert not zoo.loaded("face_mesh") and not zoo.loaded("sface")
 
+    _, stages = call(services, "DetectFaceAttributes", Image=photo(), FaceAttributesType="Headpose")
+    assert "landmarks" in stages and zoo.loaded("face_mesh")
+    assert not any(zoo.loaded(n) for n in ("sface", "iris", "age", "gender", "expression", "mask"))
+
     out, stages = call(services, "DetectFace", Image=photo(), NeedFaceAttributes=1)
-    assert "landmarks" in stages and zoo.loaded("face_mesh") and not zoo.loaded("sface")
+    assert {"landmarks", "attributes"} <= set(stages)
+    assert all(zoo.loaded(n) for n in ("face_mesh", "iris", "sface", "age", "gender", "mask"))
+    assert not zoo.loaded("expression")  # DetectFace has no Emotion field
     assert out["FaceInfos"][0]["FaceAttributesInfo"]["Yaw"] != 0 or \
         out["FaceInfos"][0]["FaceAttributesInfo"]["Roll"] != 0
 
