@@ -23,7 +23,8 @@ from ..core import versions
 from ..core.errors import ApiError, value
 from ..core.settings import Settings
 from ..core.timing import stage
-from ..vision import pose, quality
+from ..vision import demographics, masks, pose, quality
+from ..vision.heads import HEADS_DIR, HeadsIntegrityError, load_heads
 from ..vision.canonical import canonical_crop, encode_crop
 from ..vision.image import load_image
 from ..vision.landmarks import face_shape
@@ -34,6 +35,7 @@ from ..vision.types import DecodedImage, Face
 MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
 DETECTOR = "yunet"
 LANDMARKS = "dlib68"
+APPEARANCE = "sface"  # the recognizer whose run yields the appearance vector
 
 
 class FacePipeline:
@@ -41,6 +43,7 @@ class FacePipeline:
         self.zoo = zoo
         self.allow_private_urls = allow_private_urls
         self._slots = threading.BoundedSemaphore(max(1, slots))
+        self._heads: dict[str, dict] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FacePipeline":
@@ -129,6 +132,61 @@ class FacePipeline:
         if level and not quality.passes(self.quality(pixels, face), level):
             raise ApiError("FailedOperation.FaceQualityNotQualified",
                            f"The face image quality does not meet QualityControl={level}.")
+
+    # ---------------------------------------------------------------- attributes
+    def heads(self, name: str, optional: bool = False) -> dict | None:
+        """Attribute heads file ``name`` (vision/trained), loaded once. A missing ``optional``
+        file gives None (the caller falls back to the network alone); a file whose digest
+        differs from its manifest is always refused."""
+        if name not in self._heads:
+            try:
+                self._heads[name] = load_heads(name)
+            except HeadsIntegrityError:
+                if not optional or HEADS_DIR.joinpath(f"{name}.json").exists():
+                    raise
+                self._heads[name] = None
+        return self._heads[name]
+
+    def attribute_outputs(self, pixels: np.ndarray, face: Face,
+                          which: tuple[str, ...] = ("age", "gender", "expression", "mask")) -> dict:
+        """The raw network outputs the attribute answers are made of, for one face: its
+        appearance vector (SFace), the age net's (81,) probabilities, the gender net's
+        p(male), mini_XCEPTION's (7,) probabilities, the mask SSD's p(mask); only ``which``
+        (plus the appearance vector when age, gender or mask is asked) run."""
+        out: dict = {}
+        models = {name: self.zoo.get(name) for name in which}
+        need_appearance = bool({"age", "gender", "mask"} & set(which))
+        sface = self.zoo.get(APPEARANCE) if need_appearance else None
+        with stage("attributes"):
+            crops = {name: models[name].chip(pixels, face) for name in ("age", "gender") if name in which}
+            sface_crop = sface.align(pixels, face) if sface is not None else None
+            with self._slots:
+                if sface is not None:
+                    out["appearance"] = sface.embed_with_appearance([sface_crop])[1][0]
+                if "age" in which:
+                    out["age_probs"] = models["age"].probabilities([crops["age"]])[0]
+                if "gender" in which:
+                    out["gender_p"] = float(models["gender"].p_male([crops["gender"]])[0])
+                if "expression" in which:
+                    out["expression"] = models["expression"].probabilities(pixels, face)
+                if "mask" in which:
+                    out["mask_ssd"] = float(models["mask"].p_mask(pixels, face))
+        return out
+
+    def age_gender(self, pixels: np.ndarray, face: Face) -> tuple[float, float]:
+        """(age in years, p(male)) of one face."""
+        raw = self.attribute_outputs(pixels, face, ("age", "gender"))
+        heads = self.heads(demographics.HEADS)
+        return (demographics.age_years(raw["age_probs"], raw["appearance"], heads),
+                demographics.p_male(raw["gender_p"], raw["appearance"], heads))
+
+    def expression(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        """(7,) expression probabilities (vision.models.expression.CLASSES order)."""
+        return self.attribute_outputs(pixels, face, ("expression",))["expression"]
+
+    def p_mask(self, pixels: np.ndarray, face: Face) -> float:
+        raw = self.attribute_outputs(pixels, face, ("mask",))
+        return masks.p_mask(raw["mask_ssd"], raw["appearance"], self.heads(masks.HEADS, optional=True))
 
     # ---------------------------------------------------------------- readiness
     def warmup(self, names: tuple[str, ...] | None = None) -> dict[str, str]:

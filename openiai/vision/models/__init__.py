@@ -6,6 +6,10 @@ name        class            call
 yunet       :class:`YuNet`   ``detect(pixels, min_face_size, max_faces)`` -> faces
 sface       :class:`SFace`   ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
 dlib68      :class:`Dlib68`  ``get(pixels, face)`` -> (68, 2) landmarks
+age         ``AgeNet``       ``probabilities(chips)`` -> (n, 81) over 0..80 years
+gender      ``GenderNet``    ``p_male(chips)`` -> (n,)
+expression  ``Expression``   ``probabilities(pixels, face)`` -> (7,)
+mask        ``MaskDetector`` ``p_mask(pixels, face)`` -> p(mask)
 =========== ================ ==========================================================
 """
 

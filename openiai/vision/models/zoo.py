@@ -14,12 +14,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from .age_gender import AgeNet, GenderNet
 from .dlib68 import Dlib68
+from .expression import Expression
 from .files import ModelIntegrityError, locate, verify
+from .mask import MaskDetector
 from .sface import SFace
 from .yunet import YuNet
 
-MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, Dlib68)}
+MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, Dlib68,
+                                                            AgeNet, GenderNet, Expression, MaskDetector)}
 
 
 class ModelZoo:
