@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.errors import ApiError, value
 from ..services.attributes import DETECT_FACE_FAMILIES, FAMILIES, FaceAttributes
+from ..vision.models.expression import api_emotion
 from . import imaging
 from .registry import Context, action
 
@@ -57,6 +58,13 @@ def _argmax(probs) -> dict:
     return {"Type": k, "Probability": float(probs[k])}
 
 
+def _emotion(probs) -> dict:
+    if probs is None:
+        return _none()
+    kind, p = api_emotion(probs)  # the model's classes -> the documented Emotion types
+    return {"Type": kind, "Probability": p}
+
+
 def _percent(p: float | None) -> int:
     return 0 if p is None else int(round(100.0 * float(p)))
 
@@ -83,7 +91,7 @@ def detail_attributes(a: FaceAttributes | None, families: set[str]) -> dict:
     return {
         "Age": _age(a.age, 65) if has("Age") else 0,  # 65 means "65 or older"
         "Beauty": _percent(a.head("attractive")) if has("Beauty") else 0,
-        "Emotion": _argmax(a.emotion) if has("Emotion") else _none(),
+        "Emotion": _emotion(a.emotion) if has("Emotion") else _none(),
         "Eye": {
             # Sunglasses are not told apart from glasses (CelebA's Eyeglasses label has both),
             # so Type is 0 or 1, never 2.

@@ -45,7 +45,7 @@ SOURCES: dict[str, frozenset[str]] = {
     "Hair": frozenset({"appearance"}),
     "Hat": frozenset({"appearance"}),
     "Headpose": frozenset({"mesh"}),
-    "Mask": frozenset({"mask"}),
+    "Mask": frozenset({"mask", "appearance"}),
     "Mouth": frozenset({"appearance"}),
     "Moustache": frozenset({"appearance"}),
     "Nose": frozenset(),
@@ -66,7 +66,7 @@ class FaceAttributes:
     appearance: dict[str, object] = field(default_factory=dict)  # head name -> p or (k,) probs
     age: float | None = None  # years
     p_male: float | None = None
-    emotion: np.ndarray | None = None  # (7,) probabilities in the API's Emotion order
+    emotion: np.ndarray | None = None  # (7,) expression probabilities, the model's class order
     p_mask: float | None = None
     pose: tuple[int, int, int] | None = None  # Pitch, Yaw, Roll (clamped as documented)
     p_eyes_open: float | None = None  # both eyes' lid opening, as a score (vision.mesh)
@@ -89,72 +89,104 @@ def _timed(timings: dict[str, float] | None, name: str):
 
 
 class AttributeEstimator:
-    """Composes the models a set of families needs; one instance per pipeline."""
+    """Composes the models a set of families needs; one instance per pipeline.
+
+    :meth:`outputs` runs the networks (the raw outputs: what the training tools and the
+    evaluations cache), :meth:`estimate` turns them into answers through the same functions in
+    :mod:`openiai.vision` that the evaluations score.
+    """
 
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
-        self._heads: dict[str, dict[str, _heads.LinearHead]] = {}
+        self._heads: dict[str, dict[str, _heads.LinearHead] | None] = {}
 
-    def heads(self, name: str) -> dict[str, _heads.LinearHead]:
+    def heads(self, name: str, optional: bool = False) -> dict[str, _heads.LinearHead] | None:
+        """Heads file ``name`` (vision/trained), loaded once. A missing ``optional`` file gives
+        None (the caller falls back to the network alone); a file whose digest differs from its
+        manifest is always refused."""
         if name not in self._heads:
-            self._heads[name] = _heads.load_heads(name)
+            try:
+                self._heads[name] = _heads.load_heads(name)
+            except _heads.HeadsIntegrityError:
+                if not optional or (_heads.HEADS_DIR / f"{name}.json").exists():
+                    raise
+                self._heads[name] = None
         return self._heads[name]
 
     @staticmethod
     def sources(families: set[str]) -> set[str]:
         return set().union(*(SOURCES[f] for f in families)) if families else set()
 
+    def outputs(self, pixels: np.ndarray, faces: list[Face], sources: set[str],
+                timings: dict[str, float] | None = None) -> list[dict]:
+        """Raw model outputs per face: ``appearance`` (SFace appearance vector), ``age_probs``
+        (81,), ``gender_p``, ``expression`` (7, the model's class order), ``mask_ssd``,
+        ``mesh`` (:class:`openiai.vision.mesh.Mesh`, with the eyes when "iris" is asked).
+        Only ``sources`` run; age, gender and mask also need the appearance vector."""
+        out: list[dict] = [{} for _ in faces]
+        if not faces:
+            return out
+        sources = set(sources)
+        if sources & {"age", "gender", "mask"}:
+            sources.add("appearance")
+        p = self.pipeline
+        if "appearance" in sources:
+            with _timed(timings, "appearance"):
+                recognizer = versions.get(versions.DEFAULT).recognizer
+                _, rows = p.infer(recognizer, lambda m: m.embed_with_appearance(
+                    [m.align(pixels, f) for f in faces]))
+            for o, row in zip(out, rows):
+                o["appearance"] = row
+        for name, key, run in (
+                ("age", "age_probs", lambda m: m.probabilities([m.chip(pixels, f) for f in faces])),
+                ("gender", "gender_p", lambda m: m.p_male([m.chip(pixels, f) for f in faces])),
+                ("expression", "expression",
+                 lambda m: [m.probabilities(pixels, f) for f in faces]),
+                ("mask", "mask_ssd", lambda m: [m.p_mask(pixels, f) for f in faces])):
+            if name in sources:
+                with _timed(timings, name):
+                    values = p.infer(name, run)
+                for o, v in zip(out, values):
+                    o[key] = v
+        if "mesh" in sources or "iris" in sources:
+            for o, f in zip(out, faces):
+                with _timed(timings, "mesh"):
+                    o["mesh"] = p.mesh(pixels, f, iris="iris" in sources)
+        return out
+
     def estimate(self, pixels: np.ndarray, faces: list[Face], families: set[str],
                  timings: dict[str, float] | None = None) -> list[FaceAttributes]:
         """Estimates for ``faces``; ``timings`` (optional) accumulates seconds per source
         (``openiai bench attributes`` prints that split)."""
-        from ..vision import demographics, expression as _expr, mesh as _mesh, pose
+        from ..vision import demographics, masks, mesh as _mesh, pose
         from ..vision.appearance import appearance_attributes
         from ..vision.landmarks import ibug68
 
-        out = [FaceAttributes() for _ in faces]
         need = self.sources(families)
+        answers = [FaceAttributes() for _ in faces]
         if not faces or not need:
-            return out
-        p = self.pipeline
-        appearance: list = [None] * len(faces)
-        if "appearance" in need:
-            with _timed(timings, "appearance"):
-                recognizer = versions.get(versions.DEFAULT).recognizer
-                _, appearance = p.infer(recognizer, lambda m: m.embed_with_appearance(
-                    [m.align(pixels, f) for f in faces]))
-                heads = self.heads("appearance")
-                for attrs, row in zip(out, appearance):
-                    attrs.appearance = appearance_attributes(heads, row)
-        if "age" in need or "gender" in need:
-            chips = [demographics.chip(pixels, f) for f in faces]
-            demo = self.heads("demographics")
-            if "age" in need:
-                with _timed(timings, "age"):
-                    probs = p.infer("age", lambda m: m.probabilities(chips))
-                    for attrs, pr, row in zip(out, probs, appearance):
-                        attrs.age = demographics.age_years(pr, row, demo)
-            if "gender" in need:
-                with _timed(timings, "gender"):
-                    pm = p.infer("gender", lambda m: m.p_male(chips))
-                    for attrs, g, row in zip(out, pm, appearance):
-                        attrs.p_male = demographics.p_male(g, row, demo)
-        if "expression" in need:
-            with _timed(timings, "expression"):
-                for attrs, f in zip(out, faces):
-                    probs = p.infer("expression", lambda m: m.probabilities(pixels, f))
-                    attrs.emotion = _expr.api_order(probs)
-        if "mask" in need:
-            with _timed(timings, "mask"):
-                for attrs, f in zip(out, faces):
-                    attrs.p_mask = p.infer("mask", lambda m: m.p_mask(pixels, f))
-        if "mesh" in need:
-            for attrs, f in zip(out, faces):
-                with _timed(timings, "mesh"):
-                    mesh = p.mesh(pixels, f, iris="iris" in need)
-                attrs.pose = pose.head_pose(f, pixels.shape, ibug68(mesh.points))
-                openness = _mesh.eye_openness(mesh)
-                attrs.p_eyes_open = None if openness is None else openness[1]
-                attrs.eye_size = _mesh.eye_size_item(mesh)
-                attrs.p_mouth_open = _mesh.mouth_open(mesh)[1]
-        return out
+            return answers
+        raw = self.outputs(pixels, faces, need, timings)
+        with _timed(timings, "heads and rules"):
+            for a, o, f in zip(answers, raw, faces):
+                if "appearance" in o:
+                    a.appearance = appearance_attributes(self.heads("appearance"), o["appearance"])
+                if "age_probs" in o:
+                    a.age = demographics.age_years(o["age_probs"], o["appearance"],
+                                                   self.heads(demographics.HEADS))
+                if "gender_p" in o:
+                    a.p_male = demographics.p_male(o["gender_p"], o["appearance"],
+                                                   self.heads(demographics.HEADS))
+                if "expression" in o:
+                    a.emotion = o["expression"]
+                if "mask_ssd" in o:
+                    a.p_mask = masks.p_mask(o["mask_ssd"], o["appearance"],
+                                            self.heads(masks.HEADS, optional=True))
+                mesh = o.get("mesh")
+                if mesh is not None:
+                    a.pose = pose.head_pose(f, pixels.shape, ibug68(mesh.points))
+                    openness = _mesh.eye_openness(mesh)
+                    a.p_eyes_open = None if openness is None else openness[1]
+                    a.eye_size = _mesh.eye_size_item(mesh)
+                    a.p_mouth_open = _mesh.mouth_open(mesh)[1]
+        return answers

@@ -7,6 +7,10 @@ yunet       :class:`YuNet`         ``detect(pixels, min_face_size, max_faces)`` 
 sface       :class:`SFace`         ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
 face_mesh   :class:`FaceMesh`      ``get(pixels, face)`` -> (468, 3) mesh points
 iris        :class:`IrisLandmarks` ``get(pixels, mesh)`` -> per eye: contour (71, 2), iris (5, 2)
+age         ``AgeNet``             ``probabilities(chips)`` -> (n, 81) over 0..80 years
+gender      ``GenderNet``          ``p_male(chips)`` -> (n,)
+expression  ``Expression``         ``probabilities(pixels, face)`` -> (7,)
+mask        ``MaskDetector``       ``p_mask(pixels, face)`` -> p(mask)
 =========== ====================== =========================================================
 """
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from .age_gender import AgeNet, GenderNet
+from .expression import Expression
 from .face_mesh import FaceMesh
 from .files import ModelIntegrityError, locate, verify
 from .iris import IrisLandmarks
+from .mask import MaskDetector
 from .sface import SFace
 from .yunet import YuNet
 
-MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, FaceMesh, IrisLandmarks)}
+MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (
+    YuNet, SFace, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression, MaskDetector)}
 
 
 class ModelZoo:
