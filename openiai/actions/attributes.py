@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.errors import ApiError, value
 from ..services.attributes import DETECT_FACE_FAMILIES, FAMILIES, FaceAttributes
+from ..vision.appearance import HAIR_CLASSES, HAIR_COLOR
 from ..vision.models.expression import api_emotion
 from . import imaging
 from .registry import Context, action
@@ -65,6 +66,12 @@ def _emotion(probs) -> dict:
     return {"Type": kind, "Probability": p}
 
 
+def _hair_colors(a: FaceAttributes) -> list[float] | None:
+    """P(black, blond, brown, grey): the API's Color order (0-3) is the head's class order."""
+    probs = a.appearance.get(HAIR_COLOR)
+    return None if probs is None else [probs[c] for c in HAIR_CLASSES]
+
+
 def _percent(p: float | None) -> int:
     return 0 if p is None else int(round(100.0 * float(p)))
 
@@ -112,7 +119,7 @@ def detail_attributes(a: FaceAttributes | None, families: set[str]) -> dict:
             "Length": ({"Type": 0, "Probability": bald} if bald is not None and bald >= 0.5
                        else _none()),
             "Bang": _yes_no(a.head("bangs")) if has("Hair") else _none(),
-            "Color": _argmax(a.appearance.get("hair_color")) if has("Hair") else _none(),
+            "Color": _argmax(_hair_colors(a)) if has("Hair") else _none(),
         },
         "Hat": {
             "Style": _yes_no(a.head("hat")) if has("Hat") else _none(),  # 1: a hat of any kind
@@ -163,7 +170,7 @@ def face_attributes(a: FaceAttributes) -> dict:
     """DetectFace's FaceAttributesInfo from the DETECT_FACE_FAMILIES estimates."""
     pose = a.pose or (0, 0, 0)
     bald = a.head("bald")
-    colors = a.appearance.get("hair_color")
+    colors = _hair_colors(a)
     return {
         "Gender": _percent(a.p_male),  # 0-49 female, 50-100 male; the further, the surer
         "Age": _age(a.age, 100),

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import versions
 from ..vision import heads as _heads
 from ..vision.types import Face
 
@@ -132,9 +131,7 @@ class AttributeEstimator:
         p = self.pipeline
         if "appearance" in sources:
             with _timed(timings, "appearance"):
-                recognizer = versions.get(versions.DEFAULT).recognizer
-                _, rows = p.infer(recognizer, lambda m: m.embed_with_appearance(
-                    [m.align(pixels, f) for f in faces]))
+                _, rows = p.appearance([(pixels, f) for f in faces])
             for o, row in zip(out, rows):
                 o["appearance"] = row
         for name, key, run in (
@@ -159,7 +156,7 @@ class AttributeEstimator:
         """Estimates for ``faces``; ``timings`` (optional) accumulates seconds per source
         (``openiai bench attributes`` prints that split)."""
         from ..vision import demographics, masks, mesh as _mesh, pose
-        from ..vision.appearance import appearance_attributes
+        from ..vision.appearance import HEADS_NAME as APPEARANCE, appearance_attributes
         from ..vision.landmarks import ibug68
 
         need = self.sources(families)
@@ -170,7 +167,7 @@ class AttributeEstimator:
         with _timed(timings, "heads and rules"):
             for a, o, f in zip(answers, raw, faces):
                 if "appearance" in o:
-                    a.appearance = appearance_attributes(self.heads("appearance"), o["appearance"])
+                    a.appearance = appearance_attributes(self.heads(APPEARANCE), o["appearance"])
                 if "age_probs" in o:
                     a.age = demographics.age_years(o["age_probs"], o["appearance"],
                                                    self.heads(demographics.HEADS))

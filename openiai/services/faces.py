@@ -39,6 +39,7 @@ MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
 DETECTOR = "yunet"
 MESH = "face_mesh"
 IRIS = "iris"
+APPEARANCE_RECOGNIZER = "sface"  # the network the appearance heads read
 
 
 class FacePipeline:
@@ -100,6 +101,19 @@ class FacePipeline:
             crops = [recognizer.align(pixels, face) for pixels, face in items]
             with self._slots:
                 return np.asarray(recognizer.embed(crops), np.float32)
+
+    def appearance(self, items: list[tuple[np.ndarray, Face]]) -> tuple[np.ndarray, np.ndarray]:
+        """SFace embeddings (n, 128) and appearance vectors (n, 3200) of faces, one batched run.
+
+        The appearance heads (:mod:`openiai.vision.appearance`) were trained on these vectors,
+        so they are always SFace's, whatever FaceModelVersion a request names."""
+        recognizer = self.zoo.get(APPEARANCE_RECOGNIZER)
+        if not items:
+            return recognizer.embed_with_appearance([])
+        with stage("attributes"):
+            crops = [recognizer.align(pixels, face) for pixels, face in items]
+            with self._slots:
+                return recognizer.embed_with_appearance(crops)
 
     def aligned_crop(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
         """The face as the version's recognizer sees it."""
