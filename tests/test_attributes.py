@@ -158,15 +158,16 @@ def test_limits_and_no_face(engine_inproc):
     ("Male", ("Gender",), 0),
 ])
 def test_held_out_celeba_faces_agree_with_their_labels(engine_inproc, column, path, positive):
-    """On 6 labelled-positive and 6 labelled-negative held-out faces, at least 5 of each
-    agree: a head that answered one constant would fail."""
+    """On the first 16 labelled-positive and 16 labelled-negative held-out faces, at least 12
+    of each agree (held-out balanced accuracies are 0.91-0.99): a head that answered one
+    constant, or ignored the face, would fail. The images are fixed, so this is deterministic."""
     families = path[0]
     for label, expect in ((1, positive), (0, 1 - positive)):
-        files = _held_out(column, label, 6)
+        files = _held_out(column, label, 16)
         agree = 0
         for rel in files:
             out = engine_inproc.call("DetectFaceAttributes", Image=b64(rel),
                                      FaceAttributesType=families)
             item = _item(out["FaceDetailInfos"][0]["FaceDetailAttributesInfo"], path)
             agree += item["Type"] == expect
-        assert agree >= 5, (column, label, agree)
+        assert agree >= 12, (column, label, agree)
