@@ -56,8 +56,8 @@ def test_detect_face_runs_only_the_models_it_needs(services):
 
     out, stages = call(services, "DetectFace", Image=photo(), NeedFaceAttributes=1)
     assert {"landmarks", "attributes"} <= set(stages)
-    assert all(zoo.loaded(n) for n in ("face_mesh", "iris", "sface", "age", "gender", "mask"))
-    assert not zoo.loaded("expression")  # DetectFace has no Emotion field
+    assert all(zoo.loaded(n) for n in ("face_mesh", "iris", "sface", "age", "gender", "mask",
+                                       "expression"))  # expression: Expression (smile)
     assert out["FaceInfos"][0]["FaceAttributesInfo"]["Yaw"] != 0 or \
         out["FaceInfos"][0]["FaceAttributesInfo"]["Roll"] != 0
 

@@ -129,12 +129,12 @@ def detail_attributes(a: FaceAttributes | None, families: set[str]) -> dict:
         # The detector says mask or no mask; the documented partial levels (1-3) are not told
         # apart, so a mask is reported as 4 (worn).
         "Mask": _yes_no(a.p_mask, yes=4, no=0) if has("Mask") else _none(),
-        "Mouth": {"MouthOpen": _yes_no(a.head("mouth_open")) if has("Mouth") else _none()},
+        "Mouth": {"MouthOpen": _yes_no(a.p_mouth_open) if has("Mouth") else _none()},
         "Moustache": _yes_no(a.head("beard")) if has("Moustache") else _none(),
         "Nose": _none(),  # not estimated
         "Shape": _none(),  # not estimated
         "Skin": _none(),  # not estimated
-        "Smile": _percent(a.head("smiling")) if has("Smile") else 0,
+        "Smile": _percent(a.p_smiling) if has("Smile") else 0,
     }
 
 
@@ -174,7 +174,7 @@ def face_attributes(a: FaceAttributes) -> dict:
     return {
         "Gender": _percent(a.p_male),  # 0-49 female, 50-100 male; the further, the surer
         "Age": _age(a.age, 100),
-        "Expression": _percent(a.head("smiling")),  # 0 neutral .. 100 laughing
+        "Expression": _percent(a.p_smiling),  # 0 neutral .. 100 laughing: 100 x P(smiling)
         "Glass": bool((a.head("eyeglasses") or 0.0) >= 0.5),
         "Pitch": pose[0], "Yaw": pose[1], "Roll": pose[2],
         "Beauty": _percent(a.head("attractive")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import sys
 import time
@@ -22,11 +23,13 @@ from ..core.settings import Settings
 # {"attribute", "set", "metric", "value", "floor", "higher_is_better", "n"}.
 EVALUATIONS = (
     ("celeba", "openiai.bench.celeba", "evaluate_celeba"),
+    ("smile_mouth", "openiai.bench.smile_mouth", "evaluate_smile_mouth"),
     ("demographics", "openiai.bench.demographics", "evaluate_demographics"),
     ("expression", "openiai.bench.expression", "evaluate_expression"),
     ("mask", "openiai.bench.masks", "evaluate_masks"),
     ("landmarks", "openiai.bench.landmarks", "evaluate_landmarks"),
     ("eyes", "openiai.bench.landmarks", "evaluate_eye_state"),
+    ("mesh_rules", "openiai.bench.landmarks", "evaluate_mesh_rules"),
 )
 
 
@@ -43,7 +46,9 @@ def run(testdata: Path, only: set[str] | None = None, limit: int | None = None) 
         if only and name not in only:
             continue
         started = time.perf_counter()
-        for row in getattr(importlib.import_module(module), func)(testdata, limit=limit):
+        fn = getattr(importlib.import_module(module), func)
+        kwargs = {"limit": limit} if "limit" in inspect.signature(fn).parameters else {}
+        for row in fn(testdata, **kwargs):
             rows.append(dict(row, evaluation=name, passes=passes(row),
                              seconds=round(time.perf_counter() - started, 1)))
     return rows

@@ -10,7 +10,9 @@ Emotion, Eye, ...). Each family names the sources it needs (:data:`SOURCES`), an
   (eye openness);
 * ``age`` / ``gender`` - the dlib/Cydral nets on a face chip, combined with the appearance
   heads (:mod:`openiai.vision.demographics`);
-* ``expression`` - mini-XCEPTION (Emotion); ``mask`` - the face-mask detector.
+* ``expression`` - mini-XCEPTION (Emotion); ``mask`` - the face-mask detector;
+* Smile and Mouth stack the appearance heads, the expression net and the mesh's mouth shape
+  (:mod:`openiai.vision.mouth`): each alone falls short on CelebA-HQ.
 
 The answer is a :class:`FaceAttributes` per face: plain estimates (probabilities, years,
 degrees) or ``None`` for what was not computed. Turning them into wire fields is the actions'
@@ -45,12 +47,12 @@ SOURCES: dict[str, frozenset[str]] = {
     "Hat": frozenset({"appearance"}),
     "Headpose": frozenset({"mesh"}),
     "Mask": frozenset({"mask", "appearance"}),
-    "Mouth": frozenset({"appearance"}),
+    "Mouth": frozenset({"appearance", "expression", "mesh"}),
     "Moustache": frozenset({"appearance"}),
     "Nose": frozenset(),
     "Shape": frozenset(),
     "Skin": frozenset(),
-    "Smile": frozenset({"appearance"}),
+    "Smile": frozenset({"appearance", "expression", "mesh"}),
 }
 
 # DetectFace's FaceAttributesInfo covers these families.
@@ -70,7 +72,8 @@ class FaceAttributes:
     pose: tuple[int, int, int] | None = None  # Pitch, Yaw, Roll (clamped as documented)
     p_eyes_open: float | None = None  # both eyes' lid opening, as a score (vision.mesh)
     eye_size: tuple[int, float] | None = None  # (0 small / 1 normal / 2 big, score)
-    p_mouth_open: float | None = None  # inner-lip gap rule (vision.mesh)
+    p_smiling: float | None = None  # vision.mouth: appearance + expression + mouth shape
+    p_mouth_open: float | None = None  # the same head file's other head
 
     def head(self, name: str) -> float | None:
         value = self.appearance.get(name)
@@ -155,7 +158,7 @@ class AttributeEstimator:
                  timings: dict[str, float] | None = None) -> list[FaceAttributes]:
         """Estimates for ``faces``; ``timings`` (optional) accumulates seconds per source
         (``openiai bench attributes`` prints that split)."""
-        from ..vision import demographics, masks, mesh as _mesh, pose
+        from ..vision import demographics, masks, mesh as _mesh, mouth, pose
         from ..vision.appearance import HEADS_NAME as APPEARANCE, appearance_attributes
         from ..vision.landmarks import ibug68
 
@@ -185,5 +188,8 @@ class AttributeEstimator:
                     openness = _mesh.eye_openness(mesh)
                     a.p_eyes_open = None if openness is None else openness[1]
                     a.eye_size = _mesh.eye_size_item(mesh)
-                    a.p_mouth_open = _mesh.mouth_open(mesh)[1]
+                    if "appearance" in o and "expression" in o:
+                        row = mouth.features(a.appearance, o["expression"], mesh)
+                        a.p_smiling, a.p_mouth_open = mouth.smile_and_mouth(
+                            self.heads(mouth.HEADS), row)
         return answers

@@ -187,3 +187,24 @@ def mouth_open(mesh: Mesh) -> tuple[bool, float]:
     """(mouth open?, monotone score in (0, 1), 0.5 at the threshold)."""
     p = _sigmoid((mouth_ratio(mesh) - MOUTH_OPEN_THRESHOLD) / MOUTH_OPEN_SCALE)
     return p >= 0.5, p
+
+
+UPPER_LIP_MID, LOWER_LIP_MID = 13, 14  # inner lips at the mouth's centre line
+
+
+def mouth_shape(mesh: Mesh) -> np.ndarray:
+    """(3,) the mouth's geometry for the smile / mouth-open head (:mod:`openiai.vision.mouth`):
+    the opening (:func:`mouth_ratio`), the mouth's width over the outer-eye-corner distance (a
+    smile widens the mouth), and how far the corners sit above the lips' centre, over the eye
+    distance, measured across the eye line so an in-plane tilt does not count (a smile lifts
+    the corners)."""
+    p = mesh.xy.astype(np.float64)
+    d = mesh.eye_distance()
+    across = p[OUTER_CORNER_R] - p[OUTER_CORNER_L]
+    across /= max(float(np.linalg.norm(across)), 1e-6)
+    down = np.array([-across[1], across[0]])  # image y grows downwards: "down the face"
+    centre = (p[UPPER_LIP_MID] + p[LOWER_LIP_MID]) / 2
+    corners = (p[MOUTH_CORNER_L] + p[MOUTH_CORNER_R]) / 2
+    width = float(np.linalg.norm(p[MOUTH_CORNER_R] - p[MOUTH_CORNER_L])) / d
+    lift = float((centre - corners) @ down) / d
+    return np.array([mouth_ratio(mesh), width, lift], np.float32)
