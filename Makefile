@@ -48,7 +48,8 @@ bench: $(STAMP)
 heads: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python tools/train_attribute_heads.py
-	$(BIN)/python tools/train_age_gender.py
+	$(BIN)/python tools/train_age_gender.py --mask
+	$(BIN)/python tools/train_smile_mouth.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
