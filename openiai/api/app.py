@@ -183,8 +183,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         started = time.perf_counter()
         try:
             services.faces.warmup()
+            services.attributes.warmup()
         except Exception:  # the zoo keeps the reason; /readyz reports it per model
-            log.exception("loading the face models failed")
+            log.exception("loading the face models or attribute heads failed")
             return
         log.info("models loaded",
                  extra={"latency_ms": round((time.perf_counter() - started) * 1000, 2)})

@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..vision import demographics, masks, mouth, pose
 from ..vision import heads as _heads
+from ..vision import mesh as _mesh
+from ..vision.appearance import HEADS_NAME as APPEARANCE, appearance_attributes
+from ..vision.landmarks import ibug68
 from ..vision.types import Face
 
 # The documented family names (FaceAttributesType, case-insensitive) -> canonical spelling.
@@ -115,6 +119,12 @@ class AttributeEstimator:
                 self._heads[name] = None
         return self._heads[name]
 
+    def warmup(self) -> None:
+        """Load (and digest-check) every heads file now, so a damaged install shows at start."""
+        for name in (APPEARANCE, demographics.HEADS, mouth.HEADS):
+            self.heads(name)
+        self.heads(masks.HEADS, optional=True)
+
     @staticmethod
     def sources(families: set[str]) -> set[str]:
         return set().union(*(SOURCES[f] for f in families)) if families else set()
@@ -158,10 +168,6 @@ class AttributeEstimator:
                  timings: dict[str, float] | None = None) -> list[FaceAttributes]:
         """Estimates for ``faces``; ``timings`` (optional) accumulates seconds per source
         (``openiai bench attributes`` prints that split)."""
-        from ..vision import demographics, masks, mesh as _mesh, mouth, pose
-        from ..vision.appearance import HEADS_NAME as APPEARANCE, appearance_attributes
-        from ..vision.landmarks import ibug68
-
         need = self.sources(families)
         answers = [FaceAttributes() for _ in faces]
         if not faces or not need:
