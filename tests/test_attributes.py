@@ -171,3 +171,23 @@ def test_held_out_celeba_faces_agree_with_their_labels(engine_inproc, column, pa
             item = _item(out["FaceDetailInfos"][0]["FaceDetailAttributesInfo"], path)
             agree += item["Type"] == expect
         assert agree >= 12, (column, label, agree)
+
+
+def test_eval_attributes_reports_rows_against_floors():
+    """`openiai eval attributes` machinery on its two quick evaluations (the full run is
+    minutes: `make eval`)."""
+    from openiai.bench.attributes import run
+
+    rows = run(TESTDATA, only={"landmarks", "eyes"})
+    assert {r["attribute"] for r in rows} >= {"landmarks68", "eye_open"}
+    assert all(r["passes"] is not False for r in rows), rows
+
+
+def test_bench_attributes_prints_the_per_model_split():
+    from openiai.bench.attribute_cost import measure
+
+    split = measure(faces=3, testdata=TESTDATA)
+    assert split["faces"] >= 2
+    for source in ("appearance", "age", "gender", "expression", "mask", "mesh"):
+        assert split[source] > 0, source
+    assert split["all attribute models"] > split["detection (for comparison)"] > 0
