@@ -6,6 +6,7 @@ name        class            call
 yunet       :class:`YuNet`   ``detect(pixels, min_face_size, max_faces)`` -> faces
 sface       :class:`SFace`   ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
 dlib68      :class:`Dlib68`  ``get(pixels, face)`` -> (68, 2) landmarks
+minifasnet  MiniFASNet       ``features(pixels, faces, flips)`` -> liveness features per view
 =========== ================ ==========================================================
 """
 

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from .dlib68 import Dlib68
 from .files import ModelIntegrityError, locate, verify
+from .minifasnet import MiniFASNet
 from .sface import SFace
 from .yunet import YuNet
 
 MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (YuNet, SFace, Dlib68)}
+MODEL_CLASSES[MiniFASNet.NAME] = MiniFASNet  # liveness: both nets of the two-scale ensemble
 
 
 class ModelZoo:
