@@ -168,11 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.set_defaults(func=cmd_models)
 
     ev = sub.add_parser("eval", help="evaluate the engine: `openiai eval lfw` (recognition), "
-                        "`openiai eval attributes` (face attributes and landmarks)")
+                        "`openiai eval attributes` (face attributes and landmarks), "
+                        "`openiai eval liveness` (DetectLiveFace*)")
     ev.add_argument("rest", nargs=argparse.REMAINDER)
-    ev.set_defaults(func=lambda a: (_delegate("openiai.bench.attributes", a.rest[1:])
-                                    if a.rest[:1] == ["attributes"]
-                                    else _delegate("openiai.bench.evaluate", a.rest)))
+    ev.set_defaults(func=lambda a: _delegate(
+        EVAL_MODULES.get(a.rest[0], "openiai.bench.evaluate") if a.rest else "openiai.bench.evaluate",
+        a.rest[1:] if a.rest[:1] and a.rest[0] in EVAL_MODULES else a.rest))
 
     bench = sub.add_parser("bench", help="benchmarks (e.g. `openiai bench search --n 100000`, "
                            "`openiai bench api`)")
@@ -186,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("rest", nargs=argparse.REMAINDER)
     cal.set_defaults(func=lambda a: _delegate("openiai.bench.calibrate", a.rest))
     return parser
+
+
+# `openiai eval NAME ...`: the module whose main() evaluates NAME; anything else is LFW's.
+EVAL_MODULES = {"attributes": "openiai.bench.attributes", "liveness": "openiai.bench.liveness"}
 
 
 def _delegate(module: str, argv: list[str]) -> int:

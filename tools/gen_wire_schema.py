@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 VERSIONS = ("2020-03-03", "2018-03-01")
+# Actions the current SDK dropped but the product docs still list and older SDKs send (the
+# spec's ``legacy_actions``): served, so clients of those SDKs, or of the common client, get
+# an answer instead of InvalidAction.
+LEGACY = ("DetectLiveFace",)
 
 
 def wire_type(field: dict) -> str:
@@ -36,7 +40,9 @@ def main() -> None:
                 "in": {f: (wire_type(x), bool(x.get("required"))) for f, x in a["request"].items()},
                 "out": {f: wire_type(x) for f, x in a["response"].items() if f != "RequestId"},
             }
-            for name, a in sorted(spec[version].items())
+            for name, a in sorted(list(spec[version].items()) + [
+                (n, spec["legacy_actions"][version][n]) for n in LEGACY
+                if n in spec["legacy_actions"].get(version, {})])
         }
         models[version] = {
             name: {f: wire_type(x) for f, x in m["fields"].items()}

@@ -9,6 +9,7 @@ from ..store.keys import KeyStore, load_master_key
 from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
+from .liveness import LivenessEstimator
 
 
 class Services:
@@ -29,6 +30,7 @@ class Services:
                             cache_seconds=settings.key_cache_seconds)
         self.faces = FacePipeline.from_settings(settings)
         self.attributes = AttributeEstimator(self.faces)
+        self.liveness = LivenessEstimator(self.faces)
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:

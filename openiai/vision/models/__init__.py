@@ -11,6 +11,7 @@ age         ``AgeNet``             ``probabilities(chips)`` -> (n, 81) over 0..8
 gender      ``GenderNet``          ``p_male(chips)`` -> (n,)
 expression  ``Expression``         ``probabilities(pixels, face)`` -> (7,)
 mask        ``MaskDetector``       ``p_mask(pixels, face)`` -> p(mask)
+minifasnet  ``MiniFASNet``         ``features(pixels, faces, flips)`` -> liveness features per view
 =========== ====================== =========================================================
 """
 

@@ -20,11 +20,13 @@ from .face_mesh import FaceMesh
 from .files import ModelIntegrityError, locate, verify
 from .iris import IrisLandmarks
 from .mask import MaskDetector
+from .minifasnet import MiniFASNet
 from .sface import SFace
 from .yunet import YuNet
 
 MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (
-    YuNet, SFace, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression, MaskDetector)}
+    YuNet, SFace, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression, MaskDetector,
+    MiniFASNet)}
 
 
 class ModelZoo:
