@@ -1,7 +1,8 @@
 """Face attributes: DetectFaceAttributes, and DetectFace with NeedFaceAttributes=1.
 
-Wire shape and types go through the official SDK over HTTP on both API versions; parsing,
-limits and the per-face agreement with labels run in-process. The labelled faces come from
+Wire shape and types, FaceAttributesType parsing, the 5-face rule, limits and the no-face
+error go through the official SDK over HTTP; the per-face agreement with labels runs
+in-process. The labelled faces come from
 CelebA-HQ identities the heads were *not* trained on (the training split rule is
 ``crc32(identity) % 10 < 7``), so the agreement checks can fail.
 """
@@ -99,11 +100,13 @@ def test_attributes_are_not_computed_unless_asked(engine_inproc):
     assert attrs["Beauty"] == 0 and attrs["Smile"] == 0
 
 
-def test_face_attributes_type_parsing(engine_inproc):
+@pytest.mark.parametrize("version", ["2020-03-03", "2018-03-01"])
+def test_face_attributes_type_parsing_over_the_sdk(engine_api, version):
+    api = engine_api.variant(version=version)
     img = lfw("Aaron_Peirsol")
 
     def attrs(kind):
-        out = engine_inproc.call("DetectFaceAttributes", Image=img, FaceAttributesType=kind)
+        out = api.call("DetectFaceAttributes", Image=img, FaceAttributesType=kind)
         return out["FaceDetailInfos"][0]["FaceDetailAttributesInfo"]
 
     mixed = attrs(" AGE ,gender")  # case-insensitive, spaces around names allowed
@@ -111,17 +114,17 @@ def test_face_attributes_type_parsing(engine_inproc):
     for none in ("None", ""):
         quiet = attrs(none)
         assert quiet["Age"] == 0 and quiet["Gender"] == NOT_ESTIMATED
-    assert engine_inproc.call("DetectFaceAttributes", Image=img)["FaceDetailInfos"][0][
+    assert api.call("DetectFaceAttributes", Image=img)["FaceDetailInfos"][0][
         "FaceDetailAttributesInfo"]["Age"] == 0
     for bad in ("age,wings", "glasses", "Age;Gender"):
-        assert engine_inproc.code("DetectFaceAttributes", Image=img,
-                                  FaceAttributesType=bad) == "InvalidParameterValue", bad
-    assert engine_inproc.code("DetectFaceAttributes", Image=img, FaceModelVersion="2.0") == \
+        assert api.code("DetectFaceAttributes", Image=img,
+                        FaceAttributesType=bad) == "InvalidParameterValue", bad
+    assert api.code("DetectFaceAttributes", Image=img, FaceModelVersion="2.0") == \
         "InvalidParameterValue.FaceModelVersionIllegal"
 
 
-def test_only_the_five_largest_faces_get_attributes(engine_inproc):
-    out = engine_inproc.call("DetectFaceAttributes", Image=b64(GROUP_8), MaxFaceNum=10,
+def test_only_the_five_largest_faces_get_attributes_over_the_sdk(engine_api):
+    out = engine_api.call("DetectFaceAttributes", Image=b64(GROUP_8), MaxFaceNum=10,
                              FaceAttributesType="Gender,Age")
     infos = out["FaceDetailInfos"]
     assert len(infos) == 8
@@ -131,22 +134,22 @@ def test_only_the_five_largest_faces_get_attributes(engine_inproc):
             assert attrs["Age"] > 0 and attrs["Gender"]["Probability"] >= 0.5, i
         else:
             assert attrs["Age"] == 0 and attrs["Gender"] == NOT_ESTIMATED, i
-    detect = engine_inproc.call("DetectFace", Image=b64(GROUP_8), MaxFaceNum=10,
-                                NeedFaceAttributes=1)["FaceInfos"]
+    detect = engine_api.call("DetectFace", Image=b64(GROUP_8), MaxFaceNum=10,
+                             NeedFaceAttributes=1)["FaceInfos"]
     assert all(f["FaceAttributesInfo"]["Age"] > 0 for f in detect[:5])
     assert all(f["FaceAttributesInfo"]["Age"] == 0 for f in detect[5:])
 
 
-def test_limits_and_no_face(engine_inproc):
+def test_limits_and_no_face_over_the_sdk(engine_api):
     img = b64(GROUP_8)
-    assert engine_inproc.code("DetectFaceAttributes", Image=img, MaxFaceNum=121) == \
+    assert engine_api.code("DetectFaceAttributes", Image=img, MaxFaceNum=121) == \
         "LimitExceeded.ErrorFaceNumExceed"
-    assert engine_inproc.code("DetectFaceAttributes", Image=img, MaxFaceNum=0) == \
+    assert engine_api.code("DetectFaceAttributes", Image=img, MaxFaceNum=0) == \
         "InvalidParameter"  # as DetectFace
-    assert engine_inproc.code("DetectFaceAttributes",
-                              Image=b64("compreface/sample_images/017_0.jpg"),
-                              FaceAttributesType="Age") == "InvalidParameterValue.NoFaceInPhoto"
-    assert engine_inproc.code("DetectFaceAttributes") == "InvalidParameterValue.ImageEmpty"
+    assert engine_api.code("DetectFaceAttributes",
+                           Image=b64("compreface/sample_images/017_0.jpg"),
+                           FaceAttributesType="Age") == "InvalidParameterValue.NoFaceInPhoto"
+    assert engine_api.code("DetectFaceAttributes") == "InvalidParameterValue.ImageEmpty"
 
 
 @pytest.mark.parametrize("column,path,positive", [
