@@ -68,12 +68,20 @@ def _describe(version: str, action: str, loc: tuple) -> tuple[str, str | None]:
 
 # A lone UTF-16 surrogate is what JSON's "\ud800" (or the CESU bytes ED A0 80, which Python's
 # JSON decoder lets through) decodes to. It is not text: it cannot be encoded as UTF-8 for the
-# database, a log line or the response, so it is refused before any handler sees it.
+# database, a log line or the response, so it is refused before any handler sees it. NUL is
+# refused with it: PostgreSQL cannot hold it in text, so even a lookup by such an id would fail
+# there, and no IAI parameter (ids, names, base64, URLs) can mean it.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _why(text: str) -> str:
+    return ("a NUL character" if "\x00" in text
+            else "a lone UTF-16 surrogate, which is not valid Unicode text")
 
 
 def _refuse_surrogates(params) -> None:
-    """InvalidParameter for a lone surrogate in any key or string value, at any depth.
+    """InvalidParameter for a lone surrogate or NUL in any key or string value, at any depth.
 
     Iterative, so a deeply nested JSON body cannot exhaust the recursion limit here."""
     stack = [("", params)]
@@ -82,15 +90,14 @@ def _refuse_surrogates(params) -> None:
         if isinstance(node, dict):
             for key, item in node.items():
                 key = str(key)
-                if _SURROGATE.search(key):
-                    raise ApiError("InvalidParameter", "A parameter name contains a lone UTF-16 "
-                                   "surrogate; names and values must be valid Unicode text.")
+                if _NOT_TEXT.search(key):
+                    raise ApiError("InvalidParameter", f"A parameter name contains {_why(key)}.")
                 stack.append((f"{path}.{key}" if path else key, item))
         elif isinstance(node, list):
             stack.extend((f"{path}.{i}", item) for i, item in enumerate(node))
-        elif isinstance(node, str) and _SURROGATE.search(node):
-            raise ApiError("InvalidParameter", f"Invalid value for parameter `{path}`: it "
-                           "contains a lone UTF-16 surrogate, which is not valid Unicode text.")
+        elif isinstance(node, str) and _NOT_TEXT.search(node):
+            raise ApiError("InvalidParameter",
+                           f"Invalid value for parameter `{path}`: it contains {_why(node)}.")
 
 
 def without_surrogates(text: str) -> str:
