@@ -73,9 +73,15 @@ def cmd_serve(args) -> int:
     # re-raises the signal under the handler that was in place before it started: this one,
     # so a graceful stop exits 0 instead of dying of the signal.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    from .api.http import MAX_HEAD_BYTES, protocol_class
+
+    # Read deadlines and a connection cap (api/http.py): slow clients cannot hold the server.
+    http = protocol_class(header_timeout=settings.header_timeout,
+                          body_timeout=settings.body_timeout,
+                          max_connections=settings.max_connections)
     uvicorn.run(create_app(services=services), host=settings.host, port=settings.port,
                 log_level="warning", log_config=None, timeout_graceful_shutdown=30,
-                h11_max_incomplete_event_size=1024 * 1024)
+                h11_max_incomplete_event_size=MAX_HEAD_BYTES, http=http)
     return 0
 
 

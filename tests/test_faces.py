@@ -122,7 +122,6 @@ def test_delete_face(api, version):
 
 
 def test_quality_control(inproc):
-    pytest.importorskip("openiai.vision.quality", reason="vision quality module not written yet")
     blurry = b64("insightface/inspireface_test_res/data/bulk/blur.jpg")
     inproc.call("CreateGroup", GroupId="g", GroupName="G")
     assert inproc.code("CreatePerson", GroupId="g", PersonId="b", PersonName="B", Image=blurry,

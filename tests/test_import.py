@@ -267,8 +267,10 @@ def test_import_unique_person_control(people_dir, tmp_path):
     photo = sorted((people_dir / name).iterdir())[0]
     _link(photo.resolve(), twin / "Someone_Else" / photo.name)
     out = run_import(twin, data, "--group", "g", "--unique", "1")
-    if "Someone_Else" in db_faces(data):
-        pytest.skip("UniquePersonControl does not detect duplicates on this build")
+    # The same photo under a new name must be found: a build where UniquePersonControl misses
+    # it is broken, and this test has to say so (it used to skip, so it could never fail).
+    assert "Someone_Else" not in db_faces(data), \
+        f"--unique 1 enrolled a second copy of {name}'s photo: {out}"
     assert out["skipped"] == {"duplicate": 1}
     assert out["examples"]["duplicate"][0].endswith(f"({name})")
     again = run_import(twin, data, "--group", "g", "--unique", "1")

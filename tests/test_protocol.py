@@ -60,7 +60,7 @@ def test_v1_post_with_json_content_type(raw):
 def test_tc3_body_over_10_mb(raw):
     body = json.dumps({"GroupId": "g", "GroupName": "x" * (10 * 1024 * 1024)}).encode()
     c, msg = error(raw.tc3("CreateGroup", body=body))
-    assert c == "InvalidParameter" and "10 MB" in msg
+    assert c == "RequestSizeLimitExceeded" and "10 MB" in msg
 
 
 def test_tc3_body_just_under_10_mb_is_read(raw):
@@ -72,16 +72,16 @@ def test_tc3_body_just_under_10_mb_is_read(raw):
 def test_v1_form_over_1_mb(raw):
     flat = raw.v1_params("CreateGroup", {"GroupId": "g", "GroupName": "x" * (1024 * 1024)})
     c, msg = error(raw.v1_send(flat))
-    assert c == "InvalidParameter" and "1 MB" in msg
+    assert c == "RequestSizeLimitExceeded" and "1 MB" in msg
 
 
 def test_get_query_over_32_kb(raw):
     c, msg = error(raw.tc3("CreateGroup", {"GroupId": "g", "GroupName": "x" * (33 * 1024)},
                            method="GET", content_type="application/x-www-form-urlencoded"))
-    assert c == "InvalidParameter" and "32 KB" in msg
+    assert c == "RequestSizeLimitExceeded" and "32 KB" in msg
     c, msg = error(raw.v1("CreateGroup", {"GroupId": "g", "GroupName": "x" * (33 * 1024)},
                           method="GET"))
-    assert c == "InvalidParameter" and "32 KB" in msg
+    assert c == "RequestSizeLimitExceeded" and "32 KB" in msg
 
 
 def test_get_query_between_16_and_32_kb_is_read(raw):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ..core import versions
 from ..core.errors import ApiError, value
@@ -18,6 +19,7 @@ PERSON_EX_VALUE_MAX = 60
 GROUPS_PER_ACCOUNT = 100_000
 GROUPS_PER_PERSON = 100
 FACES_PER_PERSON = 5
+OFFSET_MAX = 2**63 - 1  # the largest OFFSET PostgreSQL and SQLite take
 
 
 def _check_id(raw: str, kind: str) -> str:
@@ -25,7 +27,7 @@ def _check_id(raw: str, kind: str) -> str:
         raise value(f"{kind}Illegal", f"{kind} must not be empty.")
     if len(raw.encode("utf-8")) > ID_MAX_BYTES:
         raise value(f"{kind}TooLong", f"{kind} may be at most {ID_MAX_BYTES} bytes.")
-    if not ID_RE.match(raw):
+    if not ID_RE.fullmatch(raw):  # not match(): `$` would let a trailing newline through
         raise value(f"{kind}Illegal", f"{kind} `{raw}` may contain only letters, digits and "
                     "the symbols -%@#&_.")
     return raw
@@ -39,19 +41,36 @@ def person_id(raw: str) -> str:
     return _check_id(raw, "PersonId")
 
 
+# The docs allow "letters, digits, - and _" in names, tags and descriptions, yet the service
+# (and this server's own tests) take spaces, punctuation and CJK. So the rule enforced is
+# "visible text": what can never be meant as part of a name is refused - control characters
+# (NUL, newline, ...: Cc), format characters (bidi overrides, zero-width spaces and joiners,
+# BOM: Cf), lone surrogates (Cs) and line/paragraph separators (Zl, Zp). Those can hide or
+# reorder what a listing shows, or break a consumer that stores the text as C strings.
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _text(raw: str, code: str, name: str) -> str:
+    for ch in raw:
+        if unicodedata.category(ch) in _NOT_TEXT:
+            raise value(code, f"{name} contains the character U+{ord(ch):04X}; control, format "
+                        "(bidi, zero-width) and separator characters are not allowed.")
+    return raw
+
+
 def group_name(raw: str) -> str:
     if not raw or not raw.strip():
         raise value("GroupNameIllegal", "GroupName must be 1 to 60 characters long.")
     if len(raw) > GROUP_NAME_MAX:
         raise value("GroupNameTooLong", f"GroupName may be at most {GROUP_NAME_MAX} characters.")
-    return raw
+    return _text(raw, "GroupNameIllegal", "GroupName")
 
 
 def tag(raw: str | None) -> str:
     raw = raw or ""
     if len(raw) > TAG_MAX:
         raise value("GroupTagTooLong", f"Tag may be at most {TAG_MAX} characters.")
-    return raw
+    return _text(raw, "GroupTagIllegal", "Tag")
 
 
 def ex_description_name(raw: str) -> str:
@@ -62,7 +81,7 @@ def ex_description_name(raw: str) -> str:
         raise value("GroupExDescriptionsNameTooLong",
                     f"Group ex-description field names may be at most {EX_DESCRIPTION_NAME_MAX} "
                     "characters.")
-    return raw
+    return _text(raw, "GroupExDescriptionsNameIllegal", "A group ex-description field name")
 
 
 def ex_description_names(names: list[str]) -> list[str]:
@@ -82,7 +101,7 @@ def person_name(raw: str) -> str:
         raise value("PersonNameIllegal", "PersonName must be 1 to 60 characters long.")
     if len(raw) > PERSON_NAME_MAX:
         raise value("PersonNameTooLong", f"PersonName may be at most {PERSON_NAME_MAX} characters.")
-    return raw
+    return _text(raw, "PersonNameIllegal", "PersonName")
 
 
 def gender(raw: int | None) -> int:
@@ -108,7 +127,9 @@ def page(offset: int | None, limit: int | None, *, default_limit: int = 10,
     limit = default_limit if limit is None else limit
     if limit > max_limit:
         raise value("LimitExceed", f"Limit may be at most {max_limit}.")
-    return offset, limit
+    # Offset is a uint64 on the wire, but SQL OFFSET is a signed 64-bit integer: past any
+    # possible row count every offset reads the same empty page, so it is clamped.
+    return min(offset, OFFSET_MAX), limit
 
 
 # --- persons and faces (CreatePerson ... DeleteFace) ---
@@ -172,6 +193,6 @@ def person_ex_infos(infos, field_count: int) -> dict[int, str]:
         if len(text) > PERSON_EX_VALUE_MAX:
             raise value("PersonExDescriptionsNameTooLong",
                         f"PersonExDescription may be at most {PERSON_EX_VALUE_MAX} characters.")
-        out[index] = text
+        out[index] = _text(text, "PersonExDescriptionsNameIllegal", "PersonExDescription")
     return out
 

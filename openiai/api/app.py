@@ -11,7 +11,7 @@ import uuid
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -20,10 +20,11 @@ from ..actions.registry import Context
 from ..services import Services
 from ..core.settings import Settings
 from .auth import NonceCache, authenticate
-from ..core.errors import ApiError, invalid
+from ..core.errors import ApiError, invalid, too_large
 from .metrics import CONTENT_TYPE_LATEST, AccountNames, Metrics
 from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
 from .dispatch import execute, prepare
+from .schema import without_surrogates
 from .ratelimit import RateLimiter
 
 log = logging.getLogger("openiai.api")
@@ -34,21 +35,24 @@ def envelope(request_id: str, payload: dict | None = None, error: ApiError | Non
     if error is not None:
         body = {"Error": {"Code": error.code, "Message": error.message}}
     body["RequestId"] = request_id
+    text = json.dumps({"Response": body}, ensure_ascii=False)
+    # An error message may quote what the caller sent, and a stored value may predate the
+    # input checks: a lone surrogate there must not turn the answer into InternalError.
+    text = without_surrogates(text)
     # Exactly "application/json": the Python SDK ignores Response.Error under any other type.
-    return Response(json.dumps({"Response": body}, ensure_ascii=False).encode("utf-8"),
-                    status_code=200, media_type="application/json")
+    return Response(text.encode("utf-8"), status_code=200, media_type="application/json")
 
 
 async def _read_body(request: Request) -> bytes:
     """The body, refusing anything over the largest allowed size without buffering it all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_TC3_BYTES:
-        raise invalid(f"The request body ({int(declared)} bytes) exceeds the 10 MB limit.")
+        raise too_large(f"The request body ({int(declared)} bytes) exceeds the 10 MB limit.")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_TC3_BYTES:
-            raise invalid("The request body exceeds the 10 MB limit.")
+            raise too_large("The request body exceeds the 10 MB limit.")
         chunks.append(chunk)
     body = b"".join(chunks)
     request._body = body  # lets request.form() reuse what was read
@@ -132,6 +136,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             with timing.stage("serialise"):
                 response = envelope(request_id, error=exc)
             code = exc.code
+        except ClientDisconnect:
+            # The client left (or the read timeout cut it off, api/http.py) before its body
+            # arrived: nobody is waiting for an answer and the server did nothing wrong.
+            code = "ClientDisconnect"  # a metrics label only; no response reaches the wire
+            response = Response(status_code=400)
         except Exception:
             log.exception("unhandled error in %s (RequestId %s)", action, request_id,
                           extra={"request_id": request_id, "action": action})
@@ -199,8 +208,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services.close()
         log.info("shutdown complete")
 
+    root = Route("/", endpoint)
+    # Every method reaches the endpoint, so TRACE, PROPFIND or a lowercase `get` get the
+    # UnsupportedProtocol envelope instead of Starlette's 405 text/plain. (A function endpoint
+    # given methods=None is taken as GET only, hence the attribute set afterwards.)
+    root.methods = None
     app = Starlette(routes=[
-        Route("/", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        root,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

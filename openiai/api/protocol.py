@@ -9,12 +9,16 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from ..core.errors import ApiError, invalid
+from ..core.errors import ApiError, invalid, too_large
 
 # Body limits from the seed's Request Structure: GET 32 KB, v1 POST 1 MB, TC3 POST 10 MB.
 MAX_GET_BYTES = 32 * 1024
 MAX_V1_BYTES = 1024 * 1024
 MAX_TC3_BYTES = 10 * 1024 * 1024
+# Dotted form/query keys are rebuilt recursively; the deepest request field of the wire schema
+# is `List.N.Field` (3 parts), so 8 leaves room while keeping a 3,000-part key from exhausting
+# the recursion limit (tests/test_hardening.py checks the schema still fits).
+MAX_KEY_DEPTH = 8
 
 V1_COMMON = (
     "Action", "Version", "Region", "Timestamp", "Nonce", "SecretId", "SignatureMethod",
@@ -98,7 +102,10 @@ def rebuild_dotted(pairs: list[tuple[str, str]]) -> dict:
     """``GroupIds.0=a``, ``X.0.Field=b`` -> ``{"GroupIds": ["a"], "X": [{"Field": "b"}]}``."""
     root: dict = {}
     for key, value in pairs:
-        parts = key.split(".")
+        parts = key.split(".", MAX_KEY_DEPTH)
+        if len(parts) > MAX_KEY_DEPTH:
+            raise invalid(f"Parameter name `{key[:100]}...` is nested more than {MAX_KEY_DEPTH} "
+                          "levels deep.")
         if any(p == "" for p in parts):
             raise invalid(f"Malformed parameter name `{key}`.")
         node = root
@@ -145,7 +152,8 @@ async def read_request(method: str, headers: dict[str, str], raw_query: str, bod
     media_type = content_type.split(";", 1)[0].strip().lower()
 
     if method == "GET" and len(raw_query.encode()) > MAX_GET_BYTES:
-        raise invalid(f"A GET request may carry at most {MAX_GET_BYTES // 1024} KB of parameters.")
+        raise too_large(f"A GET request may carry at most {MAX_GET_BYTES // 1024} KB of "
+                        "parameters.")
 
     if authorization:
         return await _read_tc3(method, headers, raw_query, body, authorization, media_type,
@@ -155,8 +163,8 @@ async def read_request(method: str, headers: dict[str, str], raw_query: str, bod
 
 async def _read_tc3(method, headers, raw_query, body, authorization, media_type, form_parser):
     if method == "POST" and len(body) > MAX_TC3_BYTES:
-        raise invalid(f"The request body exceeds {MAX_TC3_BYTES // (1024 * 1024)} MB, the limit "
-                      "for TC3-HMAC-SHA256 requests.")
+        raise too_large(f"The request body exceeds {MAX_TC3_BYTES // (1024 * 1024)} MB, the "
+                        "limit for TC3-HMAC-SHA256 requests.")
     secret_id, date, service, signed, sig = parse_tc3_authorization(authorization)
     creds = Tc3Credentials(
         secret_id=secret_id, date=date, service=service, signed_headers=signed, signature=sig,
@@ -188,8 +196,8 @@ async def _read_tc3(method, headers, raw_query, body, authorization, media_type,
 def _read_v1(method, headers, raw_query, body, media_type):
     if method == "POST":
         if len(body) > MAX_V1_BYTES:
-            raise invalid("The request body exceeds 1 MB, the limit for HmacSHA1/HmacSHA256 "
-                          "requests; use TC3-HMAC-SHA256 for larger requests.")
+            raise too_large("The request body exceeds 1 MB, the limit for HmacSHA1/HmacSHA256 "
+                            "requests; use TC3-HMAC-SHA256 for larger requests.")
         if media_type != "application/x-www-form-urlencoded":
             raise invalid(
                 f"Content-Type `{media_type or '(none)'}` needs a TC3-HMAC-SHA256 Authorization "

@@ -8,6 +8,7 @@ field by field to the declared wire types, so an integer is never sent as ``1.0`
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Optional
 
@@ -65,7 +66,47 @@ def _describe(version: str, action: str, loc: tuple) -> tuple[str, str | None]:
     return path, wire
 
 
+# A lone UTF-16 surrogate is what JSON's "\ud800" (or the CESU bytes ED A0 80, which Python's
+# JSON decoder lets through) decodes to. It is not text: it cannot be encoded as UTF-8 for the
+# database, a log line or the response, so it is refused before any handler sees it. NUL is
+# refused with it: PostgreSQL cannot hold it in text, so even a lookup by such an id would fail
+# there, and no IAI parameter (ids, names, base64, URLs) can mean it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _why(text: str) -> str:
+    return ("a NUL character" if "\x00" in text
+            else "a lone UTF-16 surrogate, which is not valid Unicode text")
+
+
+def _refuse_surrogates(params) -> None:
+    """InvalidParameter for a lone surrogate or NUL in any key or string value, at any depth.
+
+    Iterative, so a deeply nested JSON body cannot exhaust the recursion limit here."""
+    stack = [("", params)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                key = str(key)
+                if _NOT_TEXT.search(key):
+                    raise ApiError("InvalidParameter", f"A parameter name contains {_why(key)}.")
+                stack.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}", item) for i, item in enumerate(node))
+        elif isinstance(node, str) and _NOT_TEXT.search(node):
+            raise ApiError("InvalidParameter",
+                           f"Invalid value for parameter `{path}`: it contains {_why(node)}.")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, so that it encodes as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def validate_request(version: str, action: str, params: dict) -> BaseModel:
+    _refuse_surrogates(params)
     # A null is treated as an absent field: the SDKs never send one, and JSON callers mean it so.
     cleaned = {k: v for k, v in params.items() if v is not None}
     try:
@@ -96,7 +137,9 @@ def _cast(version: str, wire: str, value: Any) -> Any:
     if wire == "float":
         return float(value)
     if wire == "string":
-        return str(value)
+        # Whatever was stored before input was checked (a lone surrogate) must not make the
+        # answer unencodable: every later read of that row would fail.
+        return without_surrogates(str(value))
     if wire == "bool":
         return bool(value)
     return _shape_fields(version, MODELS[version][wire], value)

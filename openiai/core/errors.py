@@ -32,3 +32,8 @@ def value(code: str, message: str) -> ApiError:
 def failed(code: str, message: str) -> ApiError:
     """A ``FailedOperation.<code>`` error."""
     return ApiError(f"FailedOperation.{code}", message)
+
+
+def too_large(message: str) -> ApiError:
+    """``RequestSizeLimitExceeded``: the common code the docs list for an oversized request."""
+    return ApiError("RequestSizeLimitExceeded", message)

@@ -44,6 +44,12 @@ class Settings:
     # Rate limits: inline JSON, a file path, or a parsed dict; None: the data dir's
     # rate_limits.json if present.
     rate_limits: str | dict | None = None
+    # Slow or silent clients (api/http.py): a connection must send a request head within
+    # header_timeout and the body within body_timeout after it, or it is closed; at most
+    # max_connections are open at once, so half-open sockets cannot pile up.
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -141,4 +147,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
                                        "index snapshot after this long with changes"),
     "OPENIAI_KEY_CACHE_SECONDS": ("key_cache_seconds", _seconds, "decrypted key cache time"),
     "OPENIAI_RATE_LIMITS": ("rate_limits", str, "rate limit JSON or file"),
+    "OPENIAI_HEADER_TIMEOUT": ("header_timeout", _seconds, "seconds to send a request head"),
+    "OPENIAI_BODY_TIMEOUT": ("body_timeout", _seconds, "seconds to send a request body"),
+    "OPENIAI_MAX_CONNECTIONS": ("max_connections", _positive_int, "open connections at most"),
 }
