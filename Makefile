@@ -54,7 +54,7 @@ eval: $(TESTENV)
 	$(BIN)/openiai eval attributes
 
 calibrate: $(TESTENV)
-	$(BIN)/openiai calibrate
+	$(BIN)/openiai calibrate --replace-shipped
 
 bench: $(TESTENV)
 	$(BIN)/openiai bench search --n 100000 --n 1000000
