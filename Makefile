@@ -1,43 +1,62 @@
 # openiai: `make serve` and `make test` are the two commands a fresh machine needs.
-# Python 3.11 is required (pyproject: >=3.11,<3.12); override with `make PY=/path/to/python3.11`.
-PY ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+# Any CPython >= 3.11 (tested: 3.11, 3.12, 3.13). The first of python3, python3.13, python3.12,
+# python3.11 on PATH that is new enough is used; override with `make PY=/path/to/python`.
+SUPPORTED := python3 python3.13 python3.12 python3.11
+PY ?= $(firstword $(foreach p,$(SUPPORTED),$(shell command -v $(p) >/dev/null 2>&1 && \
+	$(p) -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null | grep -qx True && command -v $(p))))
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The server's environment gets only what it runs (`pip install -e .`); `make test` adds the
+# test extra (pytest, import-linter, the official SDKs and tccli: about 620 MB) on top.
+RUNTIME := $(VENV)/.installed-runtime
+TESTENV := $(VENV)/.installed-test
 
-.PHONY: serve test install eval bench calibrate heads clean
+.PHONY: serve test install install-test eval bench calibrate heads clean
 
-$(STAMP): pyproject.toml
-	@test -n "$(PY)" || { echo "Python 3.11 not found; install it or run make PY=/path/to/python3.11"; exit 1; }
-	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
-		{ echo "$(PY) is not Python 3.11; run make PY=/path/to/python3.11"; exit 1; }
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@echo "Installing openiai and its dependencies into $(VENV) (first run only)..."
+# The interpreter is checked when .venv is made; an existing .venv is reused as it is.
+$(BIN)/python:
+	@test -n "$(PY)" || { echo "No Python >= 3.11 found on PATH (tried: $(SUPPORTED))."; \
+		echo "Install CPython 3.11, 3.12 or 3.13, or run: make PY=/path/to/python3.12 $(MAKECMDGOALS)"; exit 1; }
+	@command -v "$(PY)" >/dev/null 2>&1 || { echo "$(PY): not found; install CPython 3.11-3.13 or point PY at one"; exit 1; }
+	@"$(PY)" -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null | grep -qx True || \
+		{ v=$$("$(PY)" -c 'import sys; print("Python %d.%d" % sys.version_info[:2])' 2>/dev/null); \
+		  echo "$(PY) is $${v:-not a working Python}; openiai needs Python >= 3.11 (tested: 3.11-3.13); run make PY=/path/to/python3.12"; exit 1; }
+	"$(PY)" -m venv $(VENV)
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "Installing openiai and its runtime dependencies into $(VENV) (first run only)..."
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
 
-install: $(STAMP)
+$(TESTENV): $(RUNTIME)
+	@echo "Installing the test extra (pytest, import-linter, SDKs, tccli) into $(VENV)..."
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TESTENV)
+
+install: $(RUNTIME)
+
+install-test: $(TESTENV)
 
 # Creates ./data (OPENIAI_DATA_DIR) and, on the first start, an account `default` with a key
 # that is printed with a Python SDK example; serves on OPENIAI_HOST:OPENIAI_PORT
 # (127.0.0.1:8000 by default).
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(BIN)/openiai serve
 
 # The import-linter contracts (pyproject: layers only point down, no module cycles) first.
-test: $(STAMP)
+test: $(TESTENV)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q tests/
 
-eval: $(STAMP)
+eval: $(TESTENV)
 	$(BIN)/openiai eval lfw
 	$(BIN)/openiai eval attributes
 
-calibrate: $(STAMP)
-	$(BIN)/openiai calibrate
+calibrate: $(TESTENV)
+	$(BIN)/openiai calibrate --replace-shipped
 
-bench: $(STAMP)
+bench: $(TESTENV)
 	$(BIN)/openiai bench search --n 100000 --n 1000000
 	$(BIN)/openiai bench startup --n 1000000
 	$(BIN)/openiai bench api
@@ -45,7 +64,7 @@ bench: $(STAMP)
 
 # Re-trains the attribute heads shipped in openiai/vision/trained/ from the shared labelled
 # sets (scikit-learn comes with the `train` extra; the server never trains).
-heads: $(STAMP)
+heads: $(TESTENV)
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python tools/train_attribute_heads.py
 	$(BIN)/python tools/train_age_gender.py --mask

@@ -95,7 +95,7 @@ def test_readyz_on_a_running_server(ops_server):
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     assert resp.json() == {"status": "ready", "checks": {
-        "models": _all_models_ok(), "database": "ok", "index": "ok"}}
+        "models": _all_models_ok(), "database": "ok", "index": "ok", "warm_up": "ok"}}
     assert httpx.get(f"http://{ops_server.endpoint}/healthz").json() == {"status": "ok"}
 
 
@@ -136,7 +136,7 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
     assert resp.status_code == 503
     assert resp.json() == {"status": "not ready", "checks": {
         "models": _all_models_ok(), "database": "ok",
-        "index": "no vector index"}}
+        "index": "no vector index", "warm_up": "ok"}}
 
     good = services.db.engine
     services.db.engine = create_engine(f"sqlite:///{services.settings.data_dir}/no/such/dir.db")
@@ -160,6 +160,88 @@ def test_readyz_503_names_the_failing_check(inproc_app, monkeypatch):
     assert resp.status_code == 503
     assert resp.json()["checks"]["models"] == {**_all_models_ok(), "sface": "not loaded"}
     assert client.get("/readyz").status_code == 200
+
+
+def _app_with_slow_heads(tmp_path, fail: bool = False):
+    """An app whose attribute-heads warm-up waits for the returned event (or fails)."""
+    import threading
+
+    from openiai.api.app import create_app
+    from openiai.core.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path))
+    services = app.state.services
+    release = threading.Event()
+    real = services.attributes.warmup
+
+    def slow_warmup():
+        release.wait(60)
+        if fail:
+            raise RuntimeError("heads file damaged")
+        real()
+
+    services.attributes.warmup = slow_warmup
+    return app, release
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_readyz_waits_for_the_attribute_heads(tmp_path, fail):
+    """Every zoo model can be loaded while the heads are not: that is not ready yet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    app, release = _app_with_slow_heads(tmp_path, fail)
+    zoo = app.state.services.faces.zoo
+    with TestClient(app) as client:
+        deadline = time.time() + 60
+        while not all(v == "ok" for v in zoo.status().values()):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        resp = client.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.json()["checks"]["models"] == _all_models_ok()
+        assert resp.json()["checks"]["warm_up"].startswith("loading")
+        release.set()
+        if fail:
+            deadline = time.time() + 10
+            while client.get("/readyz").json()["checks"]["warm_up"].startswith("loading"):
+                assert time.time() < deadline
+                time.sleep(0.05)
+            resp = client.get("/readyz")
+            assert resp.status_code == 503
+            assert resp.json()["checks"]["warm_up"] == "failed: RuntimeError: heads file damaged"
+        else:
+            _wait_ready_inproc(client)
+            services = app.state.services
+            assert services.attributes._heads and services.liveness._head is not None
+
+
+def test_browser_get_answers_html_and_clients_still_get_json(tmp_path):
+    from openiai.api.app import create_app
+    from openiai.core.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    app = create_app(Settings(data_dir=tmp_path))
+    client = TestClient(app)  # no lifespan: no model loading for this
+    try:
+        browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        resp = client.get("/", headers=browser)
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/html; charset=utf-8"
+        assert "<html" in resp.text and "/readyz" in resp.text and "openiai keys" in resp.text
+        # An API client (no HTML in Accept, or a query, or a signature) gets the protocol.
+        for kwargs in ({}, {"headers": {"Accept": "application/json"}},
+                       {"headers": browser, "params": {"Action": "DescribeGroups"}},
+                       {"headers": {**browser, "Authorization": "TC3-HMAC-SHA256 x"}}):
+            resp = client.get("/", **kwargs)
+            assert resp.headers["content-type"] == "application/json", kwargs
+            assert "Error" in resp.json()["Response"], kwargs
+    finally:
+        app.state.services.close()
 
 
 # ---- /metrics --------------------------------------------------------------------------------

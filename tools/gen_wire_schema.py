@@ -16,8 +16,10 @@ from pathlib import Path
 VERSIONS = ("2020-03-03", "2018-03-01")
 # Actions the current SDK dropped but the product docs still list and older SDKs send (the
 # spec's ``legacy_actions``): served, so clients of those SDKs, or of the common client, get
-# an answer instead of InvalidAction.
-LEGACY = ("DetectLiveFace",)
+# an answer instead of InvalidAction: DetectLiveFace is implemented, the similar-person job
+# actions (CheckSimilarPerson and its companions) answer UnsupportedOperation.
+LEGACY = ("DetectLiveFace", "CheckSimilarPerson", "EstimateCheckSimilarPersonCostTime",
+          "GetCheckSimilarPersonJobIdList", "GetSimilarPersonResult")
 
 
 def wire_type(field: dict) -> str:

@@ -73,6 +73,40 @@ def _authenticate_and_validate(req, services: Services, nonces: NonceCache, seen
     return key, prepare(req.version, req.action, req.params, admit)
 
 
+# What a browser opening the endpoint gets: the API answers signed requests only, so instead of
+# a JSON AuthFailure say what this is and where to go.
+BROWSER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>openiai</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
+<h1>openiai {version}</h1>
+<p>A self-hosted face recognition server speaking the
+<a href="https://www.tencentcloud.com/document/product/1059">Tencent Cloud Face Recognition
+(IAI) API 3.0</a>. This address is its API endpoint: point the official SDKs or
+<code>tccli</code> at it with a SecretId/SecretKey; it answers signed requests only.</p>
+<ul>
+<li>Documentation: the README of the installation (set-up, keys, clients, actions).</li>
+<li>Console: there is no web console; accounts and keys are managed on the server with
+<code>openiai accounts</code> and <code>openiai keys</code>.</li>
+<li>Status: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>,
+<a href="/metrics">/metrics</a>.</li>
+</ul>
+</body></html>
+"""
+
+
+def browser_page(request: Request) -> Response | None:
+    """The HTML page for a browser's plain ``GET /`` (HTML accepted, no query, no signature);
+    None for anything an API client could send, which goes on to the protocol."""
+    if request.method != "GET" or request.url.query or "authorization" in request.headers:
+        return None
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    from .. import __version__
+
+    return Response(BROWSER_PAGE.format(version=__version__).encode(),
+                    media_type="text/html; charset=utf-8")
+
+
 READY_CHECK_TIMEOUT_S = 5.0
 
 
@@ -165,8 +199,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def readyz(_request: Request) -> Response:
         """Readiness: every model loaded, database answering, vector index loaded; else 503.
 
-        ``checks.models`` names each model of the zoo ("ok", "not loaded" or why it failed):
-        every model a request may need is loaded before the server says it is ready."""
+        ``checks.models`` names each model of the zoo ("ok", "not loaded" or why it failed);
+        ``checks.warm_up`` is "ok" once every model has run once and the attribute and
+        liveness heads are loaded: every model a request may need is in before "ready"."""
         models = services.faces.status()
         checks: dict = {"models": models}
         for name, check in (("database", _check_database), ("index", _check_index)):
@@ -179,7 +214,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             except Exception as exc:
                 first_line = (str(exc).splitlines() or [""])[0]
                 checks[name] = f"{type(exc).__name__}: {first_line}"[:300]
-        ready = all(v == "ok" for v in [*models.values(), checks["database"], checks["index"]])
+        checks["warm_up"] = warm["state"]
+        ready = all(v == "ok" for v in [*models.values(), checks["database"], checks["index"],
+                                        checks["warm_up"]])
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return Response(json.dumps(body).encode(), status_code=200 if ready else 503,
                         media_type="application/json")
@@ -188,14 +225,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         body = await anyio.to_thread.run_sync(metrics.render)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    # A model counts as loaded in the zoo before its first run, and the heads files are not
+    # in the zoo at all: ready means this whole warm-up finished ("ok"), or why it did not.
+    warm = {"state": "loading the models and heads"}
+
     def warm_up() -> None:
         started = time.perf_counter()
         try:
             services.faces.warmup()
             services.attributes.warmup()
-        except Exception:  # the zoo keeps the reason; /readyz reports it per model
+            services.liveness.head()
+        except Exception as exc:  # the zoo keeps the reason; /readyz reports it per model
             log.exception("loading the face models or attribute heads failed")
+            warm["state"] = f"failed: {type(exc).__name__}: {exc}"[:300]
             return
+        warm["state"] = "ok"
         log.info("models loaded",
                  extra={"latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
@@ -208,7 +252,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services.close()
         log.info("shutdown complete")
 
-    root = Route("/", endpoint)
+    async def root_endpoint(request: Request) -> Response:
+        return browser_page(request) or await endpoint(request)
+
+    root = Route("/", root_endpoint)
     # Every method reaches the endpoint, so TRACE, PROPFIND or a lowercase `get` get the
     # UnsupportedProtocol envelope instead of Starlette's 405 text/plain. (A function endpoint
     # given methods=None is taken as GET only, hence the attribute set afterwards.)

@@ -49,11 +49,18 @@ def build_table(impostors: np.ndarray) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="openiai calibrate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lfw", type=Path, default=None)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lfw", type=Path, default=None, help="LFW folder (default $OPENIAI_TESTDATA/lfw)")
+    ap.add_argument("--workers", type=int, default=2, help="images embedded concurrently")
     ap.add_argument("--cache", type=Path, default=None, help=".npz embedding cache (shared with eval)")
-    ap.add_argument("--out", type=Path, default=scores.CALIBRATION_PATH)
+    # The shipped table decides every Score the server answers: replacing it is never a side
+    # effect of trying the tool, only of asking for it by name.
+    dest = ap.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", type=Path, help="write the score table to this file")
+    dest.add_argument("--replace-shipped", action="store_true",
+                      help=f"overwrite the shipped table ({scores.CALIBRATION_PATH})")
     args = ap.parse_args(argv)
+    if args.replace_shipped:
+        args.out = scores.CALIBRATION_PATH
     lfw = evaluate.lfw_dir(args.lfw)
     paths = evaluate.all_images(lfw)
     if not paths:
