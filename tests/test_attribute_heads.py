@@ -12,7 +12,7 @@ from openiai.bench import celeba
 from openiai.core.settings import Settings
 from openiai.services.faces import FacePipeline
 from openiai.vision.appearance import (BINARY, HAIR_CLASSES, HAIR_COLOR, HEADS_NAME,
-                                       appearance_attributes, appearance_heads)
+                                       appearance_attributes)
 from openiai.vision.heads import HEADS_DIR, HeadsIntegrityError, load_heads
 from openiai.vision.image import decode_bytes
 
@@ -53,7 +53,7 @@ def test_held_out_faces_agree_with_labels(testdata, pipeline, head, column):
     """The first PER_CLASS held-out faces with and without the attribute: at least 4 of 5 on
     each side must come out right (a constant or inverted head gets at most 5 of 10)."""
     rows = [r for r in celeba.read_labels(testdata) if celeba.split_of(r["identity"]) == "test"]
-    heads = appearance_heads()
+    heads = load_heads(HEADS_NAME)
     for label in (1, 0):
         picked = [r for r in rows if int(r[column]) == label][:PER_CLASS]
         ext = celeba.extract(pipeline, [celeba.image_path(testdata, r) for r in picked])
@@ -73,5 +73,5 @@ def test_hair_colour_is_a_distribution_and_evaluation_rows_have_their_shape(test
     pixels = decode_bytes(celeba.image_path(
         testdata, celeba.read_labels(testdata)[0]).read_bytes()).pixels
     _, appearance = pipeline.appearance([(pixels, pipeline.detect(pixels)[0])])
-    hair = appearance_attributes(appearance_heads(), appearance[0])[HAIR_COLOR]
+    hair = appearance_attributes(load_heads(HEADS_NAME), appearance[0])[HAIR_COLOR]
     assert tuple(hair) == HAIR_CLASSES and abs(sum(hair.values()) - 1) < 1e-5

@@ -96,9 +96,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, name: str) -> tuple[LinearHead, f
     return _head(name, "logistic", sc, m.coef_[0], m.intercept_[0]), float(m.C_[0])
 
 
-def balanced_accuracy(p: np.ndarray, y: np.ndarray) -> float:
-    y = y.astype(bool)
-    return float(((p[y] >= 0.5).mean() + (p[~y] < 0.5).mean()) / 2)
 
 
 def main() -> None:
@@ -165,8 +162,8 @@ def main() -> None:
     figures.update({
         "gender_accuracy_utkface_test_adults": round(float(np.mean((pu >= 0.5) == u_male[ute])), 4),
         "gender_accuracy_utkface_test_adults_net_alone": round(float(np.mean((utk["gender_p"][ute] >= 0.5) == u_male[ute])), 4),
-        "gender_balanced_accuracy_celeba_hq_test": round(balanced_accuracy(pc, c_male[cte]), 4),
-        "gender_balanced_accuracy_celeba_hq_test_net_alone": round(balanced_accuracy(cel["gender_p"][cte], c_male[cte]), 4),
+        "gender_balanced_accuracy_celeba_hq_test": round(ad.balanced_accuracy_at_half(pc, c_male[cte]), 4),
+        "gender_balanced_accuracy_celeba_hq_test_net_alone": round(ad.balanced_accuracy_at_half(cel["gender_p"][cte], c_male[cte]), 4),
         "gender_n_test_utkface_adults": int(ute.sum()), "gender_n_test_celeba_hq": int(cte.sum()),
         "gender_n_train": int(len(y)), "gender_logistic_C": c_reg,
     })
@@ -205,17 +202,17 @@ def train_mask(testdata, load, dry_run: bool) -> None:
     found = d["found"].astype(bool)
     tr, te = train & found, ~train & found
     feats = masks.mask_features(d["mask_ssd"], d["appearance"])
-    ssd_cv = balanced_accuracy(d["mask_ssd"][tr], y[tr])
+    ssd_cv = ad.balanced_accuracy_at_half(d["mask_ssd"][tr], y[tr])
     head, c_reg = fit_logistic(feats[tr], y[tr], "mask")
     cv_p = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(C=c_reg, max_iter=3000, class_weight="balanced")),
                              feats[tr], y[tr], cv=5, method="predict_proba")[:, 1]
-    head_cv = balanced_accuracy(cv_p, y[tr])
+    head_cv = ad.balanced_accuracy_at_half(cv_p, y[tr])
     p_head = masks.p_masks(d["mask_ssd"][te], d["appearance"][te], {"mask": head})
     figures = {
         "train_balanced_accuracy_ssd_alone": round(ssd_cv, 4),
         "train_cv_balanced_accuracy_head": round(head_cv, 4),
-        "test_balanced_accuracy_ssd_alone_found": round(balanced_accuracy(d["mask_ssd"][te], y[te]), 4),
-        "test_balanced_accuracy_head_found": round(balanced_accuracy(p_head, y[te]), 4),
+        "test_balanced_accuracy_ssd_alone_found": round(ad.balanced_accuracy_at_half(d["mask_ssd"][te], y[te]), 4),
+        "test_balanced_accuracy_head_found": round(ad.balanced_accuracy_at_half(p_head, y[te]), 4),
         "test_n_found": int(te.sum()), "test_n": int((~train).sum()),
         "test_yunet_missed_with_mask": int((~train & ~found & (y == 1)).sum()),
         "test_yunet_missed_without_mask": int((~train & ~found & (y == 0)).sum()),
@@ -279,7 +276,7 @@ def sweep(pipe, testdata, load) -> None:
         for c in crops:
             ps[c].append(mask_model.p_mask(pix, face, c))
     for c in crops:
-        print(f"mask crop={c}: train balanced accuracy {balanced_accuracy(np.array(ps[c]), np.array(ys)):.4f} "
+        print(f"mask crop={c}: train balanced accuracy {ad.balanced_accuracy_at_half(np.array(ps[c]), np.array(ys)):.4f} "
               f"AUC {roc_auc_score(ys, ps[c]):.4f} (n={len(ys)})")
 
 

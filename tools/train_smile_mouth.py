@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openiai.bench.smile_mouth import LABELS, balanced_accuracy, extract
+from openiai.bench.attribute_data import balanced_accuracy_at_half
+from openiai.bench.smile_mouth import LABELS, extract
 from openiai.core.settings import Settings
 from openiai.vision import mouth
 from openiai.vision.appearance import HEADS_NAME
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         alone = d["x"][test][:, 0 if name == "smiling" else 1]
         results[name] = {
             "label": LABELS[name], "C": float(clf.C_[0]), "n": int(test.sum()),
-            "balanced_accuracy": round(balanced_accuracy(y[test], p), 4),
-            "appearance_head_alone": round(balanced_accuracy(y[test], alone >= 0), 4),
+            "balanced_accuracy": round(balanced_accuracy_at_half(p, y[test]), 4),
+            "appearance_head_alone": round(balanced_accuracy_at_half(alone >= 0, y[test]), 4),
         }
         print(name, results[name])
     save_heads(mouth.HEADS, heads, {

@@ -38,8 +38,20 @@ class Item:
     extra: float = 0.0  # UTKFace: gender (1 male); CelebA: Smiling
 
 
-def _crc_train(key: str) -> bool:
+def in_train(key: str) -> bool:
+    """The split rule every attribute head and evaluation uses (see the module docstring)."""
     return zlib.crc32(key.encode()) % 10 < 7
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray, classes: int = 2) -> float:
+    """Mean recall over the classes present in ``y`` (``pred``: class indices)."""
+    recalls = [float(np.mean(pred[y == c] == c)) for c in range(classes) if np.any(y == c)]
+    return float(np.mean(recalls))
+
+
+def balanced_accuracy_at_half(p: np.ndarray, y: np.ndarray) -> float:
+    """Yes/no balanced accuracy of probabilities ``p`` (yes when p >= 0.5) against 0/1 ``y``."""
+    return balanced_accuracy(np.asarray(y).astype(int), (np.asarray(p) >= 0.5).astype(int))
 
 
 def utkface(testdata: Path) -> list[Item]:
@@ -49,7 +61,7 @@ def utkface(testdata: Path) -> list[Item]:
         parts = p.name.split("_")
         if len(parts) < 4 or not parts[0].isdigit() or parts[1] not in ("0", "1"):
             continue  # a few UTKFace names lack a field
-        items.append(Item(p, float(parts[0]), _crc_train(p.name), extra=float(parts[1] == "0")))
+        items.append(Item(p, float(parts[0]), in_train(p.name), extra=float(parts[1] == "0")))
     return items
 
 
@@ -60,7 +72,7 @@ def celeba_hq(testdata: Path) -> list[Item]:
     with open(root / "labels.csv", newline="") as f:
         for row in csv.DictReader(f):
             items.append(Item(root / "images" / row["file"], float(row["Male"]),
-                              _crc_train(str(row["identity"])), group=str(row["identity"]),
+                              in_train(str(row["identity"])), group=str(row["identity"]),
                               extra=float(row["Smiling"])))
     return items
 
@@ -72,7 +84,7 @@ def mask_set(testdata: Path) -> list[Item]:
     for label, folder in ((1.0, "with_mask"), (0.0, "without_mask")):
         for p in sorted((root / folder).iterdir()):
             if p.is_file():
-                items.append(Item(p, label, _crc_train(p.name)))
+                items.append(Item(p, label, in_train(p.name)))
     return items
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,8 +26,10 @@ import numpy as np
 
 from openiai.services.faces import FacePipeline
 from openiai.core.settings import Settings
-from openiai.vision.appearance import HEADS_NAME, appearance_attributes_batch, appearance_heads
-from openiai.vision.heads import HEADS_DIR
+from openiai.vision.appearance import HEADS_NAME, appearance_attributes_batch
+from openiai.vision.heads import HEADS_DIR, load_heads
+
+from .attribute_data import balanced_accuracy, in_train
 from openiai.vision.image import decode_bytes
 
 SET_NAME = "CelebA-HQ held-out identities"
@@ -74,7 +75,7 @@ LABELS: dict[str, Callable[[Row], int | None]] = {
 
 def split_of(identity: str | int) -> str:
     """The shared identity split: 70% of identities train, 30% are held out."""
-    return "train" if zlib.crc32(str(identity).encode()) % 10 < 7 else "test"
+    return "train" if in_train(str(identity)) else "test"
 
 
 def read_labels(testdata: Path) -> list[Row]:
@@ -107,12 +108,6 @@ def extract(pipeline: FacePipeline, paths: list[Path]) -> Extracted:
         _, appearance = pipeline.appearance([(pixels, faces[0])])
         found[i], score[i], rows[i] = True, faces[0].score, appearance[0]
     return Extracted(found, rows, score)
-
-
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray, classes: int = 2) -> float:
-    """Mean recall over the classes present in ``y``."""
-    recalls = [float(np.mean(pred[y == c] == c)) for c in range(classes) if np.any(y == c)]
-    return float(np.mean(recalls))
 
 
 def recalls(y: np.ndarray, pred: np.ndarray, classes: int) -> list[float | None]:
@@ -164,7 +159,7 @@ def evaluate_celeba(testdata: Path, limit: int | None = None,
                     pipeline: FacePipeline | None = None) -> list[dict]:
     """Held-out balanced accuracy of every shipped appearance head (first ``limit`` test images
     in labels.csv order), recomputed from the images through the runtime code."""
-    heads = appearance_heads()
+    heads = load_heads(HEADS_NAME)
     manifest = json.loads((HEADS_DIR / f"{HEADS_NAME}.json").read_text())
     rows = [r for r in read_labels(testdata) if split_of(r["identity"]) == "test"][:limit]
     pipeline = pipeline or FacePipeline.from_settings(Settings.from_env())

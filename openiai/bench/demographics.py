@@ -27,9 +27,6 @@ def _row(attribute, dataset, metric, value, n, floor=None, higher=True) -> dict:
             "floor": floor, "higher_is_better": higher, "n": int(n)}
 
 
-def _balanced(p: np.ndarray, y: np.ndarray) -> float:
-    y = y.astype(bool)
-    return float(((p[y] >= 0.5).mean() + (p[~y] < 0.5).mean()) / 2)
 
 
 def evaluate_demographics(testdata: Path, limit: int | None = None, pipeline=None,
@@ -63,7 +60,7 @@ def evaluate_demographics(testdata: Path, limit: int | None = None, pipeline=Non
     male = np.array([i.label for i in items])[ok]
     pm = demographics.p_males(d["gender_p"][ok], d["appearance"][ok], heads)
     rows += [
-        _row("gender", "celeba_hq_test", "balanced_accuracy", _balanced(pm, male), ok.sum(), 0.97),
+        _row("gender", "celeba_hq_test", "balanced_accuracy", ad.balanced_accuracy_at_half(pm, male), ok.sum(), 0.97),
         _row("face", "celeba_hq_test", "yunet_miss_rate", 1 - ok.mean(), len(items), None, False),
     ]
     return rows

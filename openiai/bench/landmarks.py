@@ -28,6 +28,7 @@ from ..services.faces import FacePipeline
 from ..vision import mesh as M
 from ..vision.landmarks import ibug68
 from ..vision.models import ModelZoo
+from .attribute_data import balanced_accuracy
 
 LANDMARK_FLOOR = 0.05
 EYE_STATE_FLOOR = 0.90
@@ -44,8 +45,6 @@ def _pipeline(pipeline: FacePipeline | None) -> FacePipeline:
     return pipeline or FacePipeline(ModelZoo())
 
 
-def _balanced(y: np.ndarray, pred: np.ndarray) -> float:
-    return 0.5 * (float((pred[y == 1] == 1).mean()) + float((pred[y == 0] == 0).mean()))
 
 
 def _annotated(testdata: Path):
@@ -105,13 +104,13 @@ def evaluate_eye_state(testdata: Path, pipeline: FacePipeline | None = None) -> 
             labels.append(label)
     r, y = np.array(ratios), np.array(labels)
     probs = np.array([M.eye_open_probability(v) for v in r])
-    shipped = _balanced(y, (probs >= 0.5).astype(int))
+    shipped = balanced_accuracy(y, (probs >= 0.5).astype(int))
     # Two-fold: choose the threshold on even items, score on odd ones, and the other way.
     folds = []
     for train in (np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1):
         grid = np.linspace(0.05, 0.5, 91)
-        th = grid[int(np.argmax([_balanced(y[train], (r[train] > t).astype(int)) for t in grid]))]
-        folds.append(_balanced(y[~train], (r[~train] > th).astype(int)))
+        th = grid[int(np.argmax([balanced_accuracy(y[train], (r[train] > t).astype(int)) for t in grid]))]
+        folds.append(balanced_accuracy(y[~train], (r[~train] > th).astype(int)))
     return [
         _row("eye_open", "attributes/eye_state", "balanced accuracy", shipped, EYE_STATE_FLOOR,
              True, len(y)),
@@ -141,7 +140,7 @@ def evaluate_mesh_rules(testdata: Path, pipeline: FacePipeline | None = None,
     n = len(narrow)
     return [
         _row("eye_size", "celeba_hq Narrow_Eyes", "balanced accuracy (small vs not)",
-             _balanced(np.array(narrow), np.array(small)), None, True, n),
+             balanced_accuracy(np.array(narrow), np.array(small)), None, True, n),
         _row("mouth_open", "celeba_hq Mouth_Slightly_Open", "balanced accuracy",
-             _balanced(np.array(mouth), np.array(opened)), None, True, n),
+             balanced_accuracy(np.array(mouth), np.array(opened)), None, True, n),
     ]

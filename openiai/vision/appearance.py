@@ -9,11 +9,9 @@ The server and the evaluation (:mod:`openiai.bench.celeba`) both go through
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from .heads import LinearHead, load_heads
+from .heads import LinearHead
 
 HEADS_NAME = "appearance"
 # The yes/no heads the training tool ships (names are the interface other code reads), and the
@@ -22,20 +20,6 @@ BINARY = ("eyeglasses", "hat", "smiling", "mouth_open", "beard", "bangs", "bald"
           "bushy_eyebrows", "arched_eyebrows", "narrow_eyes", "heavy_makeup", "male")
 HAIR_COLOR = "hair_color"
 HAIR_CLASSES = ("black", "blond", "brown", "gray")
-
-_lock = threading.Lock()
-_cached: dict[str, LinearHead] | None = None
-
-
-def appearance_heads() -> dict[str, LinearHead]:
-    """The shipped heads, loaded (and digest-checked) once per process."""
-    global _cached
-    if _cached is None:
-        with _lock:
-            if _cached is None:
-                _cached = load_heads(HEADS_NAME)
-    return _cached
-
 
 def appearance_attributes_batch(heads: dict[str, LinearHead],
                                 appearance: np.ndarray) -> list[dict[str, object]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import LinearHead
+from .heads import LinearHead, logit
 from .models.age_gender import expected_age
 
 HEADS = "demographics"
@@ -38,9 +38,9 @@ def age_features(age_probs: np.ndarray, appearance: np.ndarray) -> np.ndarray:
 
 def gender_features(gender_p: np.ndarray, appearance: np.ndarray) -> np.ndarray:
     """(n, 1 + A): the gender net's logit of p(male), the appearance vector."""
-    p = np.clip(np.asarray(gender_p, np.float32).reshape(-1), 1e-6, 1 - 1e-6)
+    p = np.asarray(gender_p, np.float32).reshape(-1)
     a = np.asarray(appearance, np.float32).reshape(len(p), -1)
-    return np.concatenate([np.log(p / (1 - p))[:, None], a], axis=1)
+    return np.concatenate([logit(p)[:, None], a], axis=1)
 
 
 def ages(age_probs: np.ndarray, appearance: np.ndarray, heads: dict[str, LinearHead]) -> np.ndarray:

@@ -51,6 +51,12 @@ class LinearHead:
         return z[:, 0]
 
 
+def logit(p, eps: float = 1e-6):
+    """log(p / (1 - p)) with p clipped to [eps, 1 - eps]: how a probability enters a head."""
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
 def save_heads(name: str, heads: list[LinearHead], manifest: dict,
                folder: Path = HEADS_DIR) -> Path:
     """Write ``<name>.npz`` and ``<name>.json`` (``manifest`` plus the npz's sha256)."""

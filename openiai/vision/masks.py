@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import LinearHead
+from .heads import LinearHead, logit
 
 HEADS = "mask"
 
 
 def mask_features(ssd_p: np.ndarray, appearance: np.ndarray) -> np.ndarray:
     """(n, 1 + A): the SSD's logit of p(mask), the appearance vector."""
-    p = np.clip(np.asarray(ssd_p, np.float32).reshape(-1), 1e-6, 1 - 1e-6)
+    p = np.asarray(ssd_p, np.float32).reshape(-1)
     a = np.asarray(appearance, np.float32).reshape(len(p), -1)
-    return np.concatenate([np.log(p / (1 - p))[:, None], a], axis=1)
+    return np.concatenate([logit(p)[:, None], a], axis=1)
 
 
 def p_masks(ssd_p: np.ndarray, appearance: np.ndarray, heads: dict[str, LinearHead] | None) -> np.ndarray:

@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import LinearHead
+from .heads import LinearHead, logit
 from .mesh import Mesh, mouth_shape
 
 HEADS = "smile_mouth"
-
-
-def _logit(p: float) -> float:
-    p = min(max(float(p), 1e-6), 1 - 1e-6)
-    return float(np.log(p / (1 - p)))
 
 
 def features(appearance_heads: dict, expression: np.ndarray, mesh: Mesh) -> np.ndarray:
     """(12,): logits of the appearance heads ``smiling`` and ``mouth_open``, the expression
     net's log-probabilities (its class order), and the mouth geometry (opening, width, lift)."""
     return np.concatenate([
-        [_logit(appearance_heads["smiling"]), _logit(appearance_heads["mouth_open"])],
+        [logit(float(appearance_heads["smiling"])), logit(float(appearance_heads["mouth_open"]))],
         np.log(np.maximum(np.asarray(expression, np.float32).reshape(-1), 1e-6)),
         mouth_shape(mesh),
     ]).astype(np.float32)
