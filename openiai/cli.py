@@ -181,7 +181,11 @@ def cmd_serve(args) -> int:
         http = protocol_class(header_timeout=settings.header_timeout,
                               body_timeout=settings.body_timeout,
                               max_connections=settings.max_connections)
-        config = uvicorn.Config(create_app(services=services), log_level="warning",
+        app = create_app(services=services)
+        from .console import mount as mount_console
+
+        mount_console(app)  # the web console at /console/ (README "Console")
+        config = uvicorn.Config(app, log_level="warning",
                                 log_config=None, timeout_graceful_shutdown=30,
                                 h11_max_incomplete_event_size=MAX_HEAD_BYTES, http=http,
                                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
@@ -260,6 +264,20 @@ def cmd_keys(args) -> int:
     return 0
 
 
+def cmd_admin_token(args) -> int:
+    """A console admin token (shown once; only its SHA-256 is stored in the data dir)."""
+    from .store.admin_tokens import AdminTokens
+
+    settings = _settings(args)
+    _check_data_dir(settings.data_dir)
+    tokens = AdminTokens(settings.data_dir)
+    if args.revoke_all:
+        print(f"revoked {tokens.revoke_all()} admin token(s)")
+        return 0
+    print(tokens.create())
+    return 0
+
+
 def cmd_import(args) -> int:
     from .importer import run_cli
 
@@ -299,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in ksub.choices.values():
         _add_common(p)
     keys.set_defaults(func=cmd_keys)
+
+    adm = sub.add_parser("admin-token", help="make a web console admin token (shown once)")
+    adm.add_argument("--revoke-all", action="store_true", help="revoke every admin token")
+    _add_common(adm)
+    adm.set_defaults(func=cmd_admin_token)
 
     imp = sub.add_parser("import", help="enrol a folder of person folders into a group "
                          "(e.g. `openiai import photos/ --group staff`)")

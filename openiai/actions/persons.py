@@ -22,7 +22,7 @@ from ..services.hits import STALE_SLACK, live_hits
 from ..store.faces import add_face, delete_persons
 from ..store.repo import (
     ex_values, find_person, get_group, get_person, group_counts, membership, person_face_ids,
-    person_group_count,
+    person_group_count, person_infos,
 )
 from ..vision.scores import score_for_far, score_from_cosine
 from ..store.schema import Face, Group, Membership, Person
@@ -208,16 +208,7 @@ def get_person_list(ctx: Context, req) -> dict:
             select(Person, Membership).join(Membership, Membership.person_pk == Person.pk)
             .where(Membership.group_pk == group.pk, Person.account_id == ctx.account_id)
             .order_by(Membership.created_ms, Person.pk).offset(offset).limit(limit)).all()
-        face_ids: dict[int, list[str]] = {p.pk: [] for p, _ in rows}
-        if face_ids:
-            for person_pk, face_id in s.execute(
-                    select(Face.person_pk, Face.face_id)
-                    .where(Face.account_id == ctx.account_id, Face.person_pk.in_(list(face_ids)))
-                    .order_by(Face.created_ms, Face.pk)):
-                face_ids[person_pk].append(face_id)
-        infos = [{"PersonName": p.name, "PersonId": p.person_id, "Gender": p.gender,
-                  "PersonExDescriptions": ex_values(m, group), "FaceIds": face_ids[p.pk],
-                  "CreationTimestamp": p.created_ms} for p, m in rows]
+        infos = person_infos(s, ctx.account_id, group, rows)
         return {"PersonInfos": infos, "PersonNum": persons, "FaceNum": faces,
                 "FaceModelVersion": group.face_model_version}
 

@@ -85,8 +85,8 @@ BROWSER_PAGE = """<!doctype html>
 <code>tccli</code> at it with a SecretId/SecretKey; it answers signed requests only.</p>
 <ul>
 <li>Documentation: the README of the installation (set-up, keys, clients, actions).</li>
-<li>Console: there is no web console; accounts and keys are managed on the server with
-<code>openiai accounts</code> and <code>openiai keys</code>.</li>
+<li>Console: <a href="/console/">/console/</a> (served by <code>openiai serve</code>); keys
+are also managed on the server with <code>openiai keys</code>.</li>
 <li>Status: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>,
 <a href="/metrics">/metrics</a>.</li>
 </ul>

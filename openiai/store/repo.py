@@ -64,3 +64,41 @@ def ex_values(m: Membership, group: Group) -> list[str]:
     values = list(m.ex_descriptions or [])
     n = len(group.ex_descriptions or [])
     return (values + [""] * n)[:n]
+
+
+# --- reads for the web console (openiai.console): tenant-scoped like everything above ------
+
+def group_persons_page(s: Session, account_id: int, group: Group, text: str, offset: int,
+                       limit: int) -> tuple[int, list[dict]]:
+    """(matches, one page of them) of the persons in ``group`` whose PersonId or PersonName
+    contains ``text`` (case-insensitive), in GetPersonList's order and shape."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    match = (func.lower(Person.person_id).like(pattern.lower(), escape="\\")
+             | func.lower(Person.name).like(pattern.lower(), escape="\\"))
+    where = (Membership.group_pk == group.pk, Person.account_id == account_id, match)
+    base = select(Person, Membership).join(Membership, Membership.person_pk == Person.pk)
+    total = s.scalar(select(func.count()).select_from(Person)
+                     .join(Membership, Membership.person_pk == Person.pk).where(*where)) or 0
+    rows = s.execute(base.where(*where).order_by(Membership.created_ms, Person.pk)
+                     .offset(offset).limit(limit)).all()
+    return total, person_infos(s, account_id, group, rows)
+
+
+def person_infos(s: Session, account_id: int, group: Group, rows) -> list[dict]:
+    """GetPersonList's PersonInfos for (person, membership) rows of ``group``."""
+    face_ids: dict[int, list[str]] = {p.pk: [] for p, _ in rows}
+    if face_ids:
+        for person_pk, face_id in s.execute(
+                select(Face.person_pk, Face.face_id)
+                .where(Face.account_id == account_id, Face.person_pk.in_(list(face_ids)))
+                .order_by(Face.created_ms, Face.pk)):
+            face_ids[person_pk].append(face_id)
+    return [{"PersonName": p.name, "PersonId": p.person_id, "Gender": p.gender,
+             "PersonExDescriptions": ex_values(m, group), "FaceIds": face_ids[p.pk],
+             "CreationTimestamp": p.created_ms} for p, m in rows]
+
+
+def face_crop(s: Session, account_id: int, face_id: str) -> bytes | None:
+    """The stored canonical crop of one of the account's faces; None for any other face."""
+    return s.scalar(select(Face.crop_image).where(Face.account_id == account_id,
+                                                  Face.face_id == face_id))
