@@ -136,7 +136,10 @@ def open_services(settings: Settings, **kwargs):
 def bind_socket(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything says "listening"."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (an
+    # accepted socket inherits 0 otherwise), and without it a keep-alive response waits ~40 ms
+    # for the client's delayed ACK between its head and body writes (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -344,3 +344,34 @@ def test_keys_list_into_a_closed_pipe_ends_quietly(srv):
     proc.stdout.close()  # `| head` that has already gone
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_accepted_connections_get_tcp_nodelay():
+    """The listening socket names IPPROTO_TCP, so asyncio turns Nagle off on each accepted
+    connection; without it a keep-alive response stalled ~40 ms on the client's delayed ACK."""
+    import asyncio
+    import socket
+
+    from openiai.cli import bind_socket
+
+    listener = bind_socket("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+    seen = {}
+
+    async def main():
+        async def handle(reader, writer):
+            sock = writer.get_extra_info("socket")
+            seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=listener)
+        _reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen["nodelay"] != 0
