@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTENV := $(VENV)/.installed-test
 
-.PHONY: serve test install install-test eval bench calibrate heads clean
+.PHONY: serve test install install-test eval bench calibrate heads clean chromium console-shots
 
 # The interpreter is checked when .venv is made; an existing .venv is reused as it is.
 $(BIN)/python:
@@ -45,7 +45,8 @@ serve: $(RUNTIME)
 	$(BIN)/openiai serve
 
 # The import-linter contracts (pyproject: layers only point down, no module cycles) first.
-test: $(TESTENV)
+# tests/test_console.py drives Debian's chromium (see `chromium` below).
+test: $(TESTENV) chromium
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q tests/
 
@@ -72,3 +73,18 @@ heads: $(TESTENV)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The console's browser tests and screenshots need Debian's chromium (Playwright's own browser
+# download is not used). As root it is installed with apt-get when missing; otherwise this says
+# what to run, and tests/test_console.py then fails (never skips) naming the missing browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium (apt-get) for the console's browser tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: the console tests need it (sudo apt-get install -y chromium)"; fi; }
+
+# 1280x800 screenshots of every console page over a group of 10,000 persons, into
+# console-shots/ (git-ignored), with the page load times (`openiai bench console`).
+console-shots: $(TESTENV) chromium
+	$(BIN)/openiai bench console --persons 10000 --shots console-shots

@@ -363,6 +363,8 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "api": ("openiai.bench.api", "requests/s and latency through the SDK against a server"),
         "startup": ("openiai.bench.startup", "start-up time over a large index"),
         "attributes": ("openiai.bench.attribute_cost", "per-model cost of face attributes"),
+        "console": ("openiai.bench.console",
+                    "web console page load times over 10,000 persons (--shots DIR: screenshots)"),
     }, None),
     "calibrate": ("measure LFW impostor scores and write a score table to --out FILE "
                   "(the shipped table only with --replace-shipped)", {},

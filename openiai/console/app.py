@@ -153,17 +153,17 @@ class Console:
         return form
 
     @staticmethod
-    async def photo(form, name: str = "photo") -> str | None:
-        """A file field as base64 (the API's Image parameter), or None when none was chosen."""
+    async def photo(form, name: str = "photo") -> str:
+        """A file field as base64 (the API's Image parameter); ImageEmpty when none was chosen."""
         upload = form.get(name)
         if upload is None or isinstance(upload, str):
-            return None
+            raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
         data = await upload.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
             raise ApiError("InvalidParameterValue.ImageSizeExceed",
                            "The photo is larger than 8 MB.")
         if not data:
-            return None
+            raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
         return base64.b64encode(data).decode()
 
     def page(self, path: str, handler, *, who: str = "account", methods=("GET",)):
@@ -342,8 +342,6 @@ class Console:
                 ex = [{"PersonExDescriptionIndex": i, "PersonExDescription": form.get(f"ex{i}")}
                       for i in range(len(info["GroupExDescriptions"])) if form.get(f"ex{i}")]
                 image = await self.photo(form)
-                if image is None:
-                    raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
                 out = await self.call(session, "CreatePerson", GroupId=gid, PersonId=pid,
                                       PersonName=(form.get("person_name") or "").strip() or pid,
                                       Gender=_int(form.get("gender")), Image=image,
@@ -359,8 +357,8 @@ class Console:
             return RedirectResponse(f"/console/groups/{q(gid)}/persons", status_code=303)
         page, text = _page(request), request.query_params.get("q", "").strip()[:64]
         offset = (page - 1) * PAGE_SIZE
-        counts = await self.call(session, "GetPersonListNum", GroupId=gid)
         if text:
+            counts = await self.call(session, "GetPersonListNum", GroupId=gid)
             def find(s):
                 group = repo.get_group(s, session.account_id, gid)
                 return repo.group_persons_page(s, session.account_id, group, text, offset,
@@ -370,6 +368,7 @@ class Console:
             listed = await self.call(session, "GetPersonList", GroupId=gid, Offset=offset,
                                      Limit=PAGE_SIZE)
             total, people = listed["PersonNum"], listed["PersonInfos"]
+            counts = {"PersonNum": listed["PersonNum"], "FaceNum": listed["FaceNum"]}
         return self.render(request, "persons.html", session=session, group=info,
                            counts=counts, persons=people, page=page, text=text, total=total,
                            pages=max(1, math.ceil(total / PAGE_SIZE)))
@@ -383,8 +382,6 @@ class Console:
             try:
                 if what == "add-face":
                     image = await self.photo(form)
-                    if image is None:
-                        raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
                     out = await self.call(session, "CreateFace", PersonId=pid, Images=[image])
                     if out["SucFaceNum"]:
                         self.flash(session, "Face added.")
@@ -468,69 +465,61 @@ class Console:
         listed = await self.call(session, "GetGroupList", Limit=1000)
         return listed["GroupInfos"]
 
+    async def tool(self, request: Request, session: Session, form, template: str, run,
+                   **ctx) -> Response:
+        """A photo tool's page: the form, and after a POST what ``run(form)`` found (or the
+        API's error) beside it."""
+        if form is not None:
+            try:
+                ctx.update(await run(form))
+            except ApiError as exc:
+                ctx["error"] = f"{exc.code}: {exc.message}"
+        return self.render(request, template, session=session, **ctx)
+
     async def search(self, request: Request, session: Session, form) -> Response:
         groups = await self._all_groups(session)
-        ctx: dict = {"groups": groups, "threshold": 60, "per_group": 5, "chosen": set()}
-        if form is not None:
-            chosen = [g for g in form.getlist("groups") if isinstance(g, str)]
-            ctx["chosen"] = set(chosen)
+        threshold = _float(form.get("threshold"), 60.0) if form is not None else 60.0
+        per_group = (_int(form.get("per_group")) if form is not None else None) or 5
+        ticked = ([g for g in form.getlist("groups") if isinstance(g, str)]
+                  if form is not None else [])
+
+        async def run(form) -> dict:
+            image = await self.photo(form)
             # None ticked: every group, as far as one search may name (the action's limit).
-            chosen = chosen or [g["GroupId"] for g in groups][:SEARCH_MAX_GROUPS]
-            ctx["threshold"] = _float(form.get("threshold"), 60.0)
-            ctx["per_group"] = _int(form.get("per_group")) or 5
-            try:
-                image = await self.photo(form)
-                if image is None:
-                    raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
-                ctx["image"] = image
-                ctx["result"] = await self.call(
-                    session, "SearchPersonsReturnsByGroup", GroupIds=chosen or None,
-                    Image=image, MaxPersonNumPerGroup=ctx["per_group"], MaxFaceNum=5,
-                    FaceMatchThreshold=ctx["threshold"], NeedPersonInfo=1)
-            except ApiError as exc:
-                ctx["error"] = f"{exc.code}: {exc.message}"
-        return self.render(request, "search.html", session=session, **ctx)
+            chosen = ticked or [g["GroupId"] for g in groups][:SEARCH_MAX_GROUPS]
+            return {"image": image, "result": await self.call(
+                session, "SearchPersonsReturnsByGroup", GroupIds=chosen or None, Image=image,
+                MaxPersonNumPerGroup=per_group, MaxFaceNum=5, FaceMatchThreshold=threshold,
+                NeedPersonInfo=1)}
+
+        return await self.tool(request, session, form, "search.html", run, groups=groups,
+                               threshold=threshold, per_group=per_group, chosen=set(ticked))
 
     async def compare(self, request: Request, session: Session, form) -> Response:
-        ctx: dict = {}
-        if form is not None:
-            try:
-                a, b = await self.photo(form, "photo_a"), await self.photo(form, "photo_b")
-                if a is None or b is None:
-                    raise ApiError("InvalidParameterValue.ImageEmpty", "Choose two photos.")
-                ctx.update(image_a=a, image_b=b,
-                           result=await self.call(session, "CompareFace", ImageA=a, ImageB=b))
-            except ApiError as exc:
-                ctx["error"] = f"{exc.code}: {exc.message}"
-        return self.render(request, "compare.html", session=session, **ctx)
+        async def run(form) -> dict:
+            a, b = await self.photo(form, "photo_a"), await self.photo(form, "photo_b")
+            return {"image_a": a, "image_b": b,
+                    "result": await self.call(session, "CompareFace", ImageA=a, ImageB=b)}
+
+        return await self.tool(request, session, form, "compare.html", run)
 
     async def detect(self, request: Request, session: Session, form) -> Response:
-        ctx: dict = {}
-        if form is not None:
-            try:
-                image = await self.photo(form)
-                if image is None:
-                    raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
-                found = await self.call(session, "DetectFace", Image=image, MaxFaceNum=10,
-                                        NeedFaceAttributes=1, NeedQualityDetection=1)
-                shapes = await self.call(session, "AnalyzeFace", Image=image, Mode=0)
-                ctx.update(image=image, result=found, points=_points(shapes["FaceShapeSet"]))
-            except ApiError as exc:
-                ctx["error"] = f"{exc.code}: {exc.message}"
-        return self.render(request, "detect.html", session=session, **ctx)
+        async def run(form) -> dict:
+            image = await self.photo(form)
+            found = await self.call(session, "DetectFace", Image=image, MaxFaceNum=10,
+                                    NeedFaceAttributes=1, NeedQualityDetection=1)
+            shapes = await self.call(session, "AnalyzeFace", Image=image, Mode=0)
+            return {"image": image, "result": found, "points": _points(shapes["FaceShapeSet"])}
+
+        return await self.tool(request, session, form, "detect.html", run)
 
     async def liveness(self, request: Request, session: Session, form) -> Response:
-        ctx: dict = {}
-        if form is not None:
-            try:
-                image = await self.photo(form)
-                if image is None:
-                    raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
-                ctx.update(image=image, result=await self.call(session, "DetectLiveFace",
-                                                               version=V2018, Image=image))
-            except ApiError as exc:
-                ctx["error"] = f"{exc.code}: {exc.message}"
-        return self.render(request, "liveness.html", session=session, **ctx)
+        async def run(form) -> dict:
+            image = await self.photo(form)
+            return {"image": image, "result": await self.call(session, "DetectLiveFace",
+                                                              version=V2018, Image=image)}
+
+        return await self.tool(request, session, form, "liveness.html", run)
 
     # --- admin -----------------------------------------------------------------------------
 
