@@ -108,6 +108,7 @@ def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server
     assert first.locator("a.cand-person").inner_text() == "tony"
     scores = [float(s) for s in page.locator("ol.candidates .score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True) and len(scores) == 2
+    assert page.locator("ol.candidates img.thumb").count() == 2  # each candidate's first face
 
     first.locator("a.cand-person").click()  # the person's page, from the search result
     page.wait_for_url(f"{base}/groups/staff/persons/tony")

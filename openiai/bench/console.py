@@ -72,11 +72,17 @@ def seed(data_dir: Path, persons: int, testdata: Path) -> dict:
                               np.frombuffer(vector, dtype="<f4").copy(), face.crop_image,
                               np.asarray(face.crop_landmarks)))
             group_pk = find_group(s, account, GROUP).pk
+        # The copies' vectors get a little noise: each is a distinct near-duplicate, and a
+        # probe of an enrolled person still finds that person (the original) first.
+        rng = np.random.default_rng(0)
         start, chunk = len(real), 1000
         for lo in range(start, persons, chunk):
             with services.db.write() as s:
                 for i in range(lo, min(persons, lo + chunk)):
                     version, rect, vector, crop, marks = faces[i % len(faces)]
+                    vector = vector + rng.normal(0, 0.6 / np.sqrt(vector.size),
+                                                 vector.size).astype(np.float32)
+                    vector /= np.linalg.norm(vector)
                     now = now_ms()
                     person = Person(account_id=account, person_id=f"p{i:05d}",
                                     name=f"Person {i:05d}", gender=0, face_model_version=version,

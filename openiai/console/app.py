@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..api.dispatch import dispatch
+from ..core import timing
 from ..core.errors import ApiError
 from ..store import repo
 from ..store.admin_tokens import AdminTokens
@@ -83,10 +84,13 @@ def _ts(ms) -> str:
 
 
 class Console:
-    def __init__(self, services, metrics=None, sessions: SessionStore | None = None) -> None:
+    def __init__(self, services, metrics=None, sessions: SessionStore | None = None,
+                 rate_limiter=None) -> None:
         self.services = services
+        self.rate_limiter = rate_limiter  # the API's: console calls count against the same limits
         self.sessions = sessions or SessionStore()
         self.admin_tokens = AdminTokens(services.settings.data_dir)
+        self.metrics = metrics
         self.dashboard = Dashboard(metrics)
         self.failures: dict[str, list[float]] = {}
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -102,7 +106,9 @@ class Console:
 
     def render(self, request: Request, name: str, status: int = 200,
                session: Session | None = None, **ctx) -> Response:
-        flash = session.__dict__.pop("flash", []) if session else []
+        flash = []
+        if session is not None:
+            flash, session.flash = session.flash, []
         text = self.env.get_template(name).render(
             request=request, session=session, flash=flash, base="/console", **ctx)
         return Response(text, status_code=status, media_type="text/html; charset=utf-8",
@@ -110,13 +116,23 @@ class Console:
 
     @staticmethod
     def flash(session: Session, text: str, kind: str = "ok") -> None:
-        session.__dict__.setdefault("flash", []).append((kind, text))
+        session.flash.append((kind, text))
 
     async def call(self, session: Session, action: str, version: str = V2020, **params) -> dict:
         """One action for the signed-in account, as the API runs it."""
         params = {k: v for k, v in params.items() if v is not None}
-        return await anyio.to_thread.run_sync(
-            dispatch, self.services, session.account_id, version, action, params)
+        started, stages, code = time.perf_counter(), timing.begin(), None
+        try:
+            if self.rate_limiter is not None:
+                self.rate_limiter.check(session.account_id, lambda: session.label, action)
+            return await anyio.to_thread.run_sync(
+                dispatch, self.services, session.account_id, version, action, params)
+        except ApiError as exc:
+            code = exc.code
+            raise
+        finally:  # counted in /metrics (and the dashboard) like a signed request
+            if self.metrics is not None:
+                self.metrics.observe(action, code, time.perf_counter() - started, stages)
 
     async def read(self, fn, *args):
         def run():
@@ -219,6 +235,9 @@ class Console:
                                "is wrong (reload the page and try again).")
         client = request.client.host if request.client else "-"
         now = time.monotonic()
+        if len(self.failures) > 10_000:  # many addresses: forget the ones out of the window
+            self.failures = {c: ts for c, ts in self.failures.items()
+                             if ts and now - ts[-1] < FAILURE_WINDOW}
         recent = [t for t in self.failures.get(client, []) if now - t < FAILURE_WINDOW]
         self.failures[client] = recent
         if len(recent) >= FAILURE_LIMIT:
@@ -487,10 +506,20 @@ class Console:
             image = await self.photo(form)
             # None ticked: every group, as far as one search may name (the action's limit).
             chosen = ticked or [g["GroupId"] for g in groups][:SEARCH_MAX_GROUPS]
-            return {"image": image, "result": await self.call(
+            result = await self.call(
                 session, "SearchPersonsReturnsByGroup", GroupIds=chosen or None, Image=image,
                 MaxPersonNumPerGroup=per_group, MaxFaceNum=5, FaceMatchThreshold=threshold,
-                NeedPersonInfo=1)}
+                NeedPersonInfo=1)
+            # A person search matches persons, not faces: the thumbnail is their first face.
+            faces = {}
+            for face in result["ResultsReturnsByGroup"]:
+                for group in face["GroupCandidates"]:
+                    for c in group["Candidates"]:
+                        if c["PersonId"] not in faces:
+                            info = await self.call(session, "GetPersonBaseInfo",
+                                                   PersonId=c["PersonId"])
+                            faces[c["PersonId"]] = (info["FaceIds"] or [""])[0]
+            return {"image": image, "result": result, "faces": faces}
 
         return await self.tool(request, session, form, "search.html", run, groups=groups,
                                threshold=threshold, per_group=per_group, chosen=set(ticked))
@@ -638,7 +667,8 @@ def _points(shapes: list[dict]) -> list[tuple[float, float]]:
 
 def mount(app: Starlette) -> Console:
     """Serve the console at ``/console/`` of the API app (``openiai serve`` does this)."""
-    console = Console(app.state.services, getattr(app.state, "metrics", None))
+    console = Console(app.state.services, getattr(app.state, "metrics", None),
+                      rate_limiter=getattr(app.state, "rate_limiter", None))
     app.router.routes.append(Mount("/console", console.app()))
     return console
 

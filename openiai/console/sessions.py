@@ -33,6 +33,7 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
+    flash: list = field(default_factory=list)  # (kind, text) shown on the next page
 
     @property
     def admin(self) -> bool:
