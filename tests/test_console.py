@@ -206,6 +206,8 @@ def test_session_cookie_and_failed_sign_in(browser, base, console_server):
 
 def test_admin_creates_disables_and_enables_keys(browser, base, console_server):
     token = console_server.cli("admin-token").strip()
+    stored = console_server.data_dir / "admin-tokens"
+    assert token not in stored.read_text() and stored.stat().st_mode & 0o077 == 0  # digest, 0600
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(f"{base}/login")
@@ -235,6 +237,9 @@ def test_admin_creates_disables_and_enables_keys(browser, base, console_server):
     carol.close()
     carol, carol_page = _sign_in(browser, base, secret_id, secret_key)
     carol.close()
+    console_server.cli("admin-token", "--revoke-all")  # ends the admin sessions too
+    page.goto(f"{base}/admin")
+    assert page.url.startswith(f"{base}/login")
     context.close()
 
 

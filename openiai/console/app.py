@@ -33,9 +33,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..api.dispatch import dispatch
 from ..core import timing
-from ..core.errors import ApiError
+from ..core.errors import ApiError, failed, value
 from ..store import repo
-from ..store.admin_tokens import AdminTokens
+from ..store.admin_tokens import AdminTokens, digest
 from ..store.schema import Account
 from ..vision.image import sniff_format
 from .dashboard import Dashboard
@@ -151,6 +151,10 @@ class Console:
             if key is None or key.account_id != session.account_id:
                 self.sessions.end(session)
                 return None
+        elif session is not None:  # `openiai admin-token --revoke-all` ends admin sessions
+            if session.secret_id not in await anyio.to_thread.run_sync(self.admin_tokens.digests):
+                self.sessions.end(session)
+                return None
         return session
 
     async def form(self, request: Request, session: Session | None):
@@ -173,13 +177,12 @@ class Console:
         """A file field as base64 (the API's Image parameter); ImageEmpty when none was chosen."""
         upload = form.get(name)
         if upload is None or isinstance(upload, str):
-            raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
+            raise value("ImageEmpty", "Choose a photo.")
         data = await upload.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
-            raise ApiError("InvalidParameterValue.ImageSizeExceed",
-                           "The photo is larger than 8 MB.")
+            raise failed("ImageSizeExceed", "The photo is larger than 8 MB.")
         if not data:
-            raise ApiError("InvalidParameterValue.ImageEmpty", "Choose a photo.")
+            raise value("ImageEmpty", "Choose a photo.")
         return base64.b64encode(data).decode()
 
     def page(self, path: str, handler, *, who: str = "account", methods=("GET",)):
@@ -249,7 +252,8 @@ class Console:
         session = None
         if token:
             if await anyio.to_thread.run_sync(self.admin_tokens.verify, token):
-                session, cookie = self.sessions.create("admin", "admin")
+                session, cookie = self.sessions.create("admin", "admin",
+                                                       secret_id=digest(token))
         elif secret_id and secret_key:
             key = await anyio.to_thread.run_sync(self.services.keys.lookup, secret_id[:64])
             if key is not None and hmac.compare_digest(key.secret_key.encode(),

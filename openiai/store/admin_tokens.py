@@ -19,7 +19,7 @@ from ..core.clock import now_ms
 PREFIX = "oiat_"
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -33,7 +33,7 @@ class AdminTokens:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as f:
-            f.write(f"{_digest(token)} {now_ms()}\n")
+            f.write(f"{digest(token)} {now_ms()}\n")
         return token
 
     def digests(self) -> list[str]:
@@ -49,7 +49,7 @@ class AdminTokens:
     def verify(self, token: str) -> bool:
         if not token.startswith(PREFIX) or len(token) > 200:
             return False
-        want = _digest(token)
+        want = digest(token)
         ok = False
         for d in self.digests():  # no early exit: same work whichever line matches
             ok |= hmac.compare_digest(d, want)
