@@ -187,7 +187,9 @@ def test_session_cookie_and_failed_sign_in(browser, base, console_server):
     secret_id, secret_key = _account(console_server)
     context = browser.new_context()
     page = context.new_page()
-    page.goto(f"{base}/login")
+    page.goto(f"http://{console_server.endpoint}/")  # the endpoint's page links the console
+    page.click("a[href='/console/']")
+    page.wait_for_url(f"{base}/login")
     page.fill("#secret_id", secret_id)
     page.fill("#secret_key", secret_key + "x")
     page.click("form[aria-labelledby=h-key] button")
