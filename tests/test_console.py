@@ -282,3 +282,16 @@ def test_sessions_expire_when_idle_and_after_the_absolute_limit():
         alive = store.get(cookie)
     assert alive is None
     assert not csrf_ok(session, None) and not csrf_ok(session, "x") and csrf_ok(session, session.csrf)
+
+
+def test_console_commands_are_listed():
+    import subprocess
+
+    from harness import OPENIAI, REPO
+
+    for args, wanted in ((["admin-token", "--help"], "--revoke-all"),
+                         (["bench", "--help"], "openiai bench console"),
+                         (["bench", "console", "--help"], "--shots")):
+        out = subprocess.run([*OPENIAI, *args], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0 and wanted in out.stdout, (args, out.stderr)

@@ -2,7 +2,7 @@
 (``--shots DIR``) a 1280x800 screenshot of each page (``make console-shots``).
 
 A data directory is seeded with one group of ``--persons`` persons: a few LFW people are
-enrolled through CreatePerson (real detection and features), and the rest are placeholders
+enrolled through CreatePerson (real detection and features), and the others are placeholders
 written through the store's one face-writing path (``store.faces.add_face``): one face each,
 with a copy of an enrolled crop as its picture and a random unit vector as its feature, so that
 seeding 10,000 persons takes a minute, not an hour of inference, and a search still finds the
