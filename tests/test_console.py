@@ -91,6 +91,8 @@ def _enrol(page, testdata, pid: str, name: str, photo: str) -> None:
 
 def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server, testdata):
     context, page = _sign_in(browser, base, *_account(console_server))
+    errors = []  # a Content-Security-Policy violation or a failed load shows up here
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     _create_group(page, base, "staff")
     _enrol(page, testdata, "colin", "Colin Powell", COLIN)
     _enrol(page, testdata, "tony", "Tony Blair", TONY)
@@ -119,6 +121,7 @@ def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server
     assert page.locator("tbody tr").count() == 1
     assert page.locator("tbody tr a").first.inner_text() == "colin"
 
+    assert errors == []
     page.click("button:text('Sign out')")
     page.wait_for_url(f"{base}/login")
     page.goto(f"{base}/groups/staff/persons")
