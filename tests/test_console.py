@@ -98,6 +98,10 @@ def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server
     _enrol(page, testdata, "tony", "Tony Blair", TONY)
     rows = page.locator("tbody tr")
     assert rows.count() == 2
+    page.fill("#q", "BLAIR")  # find by name, case-insensitive; then back to everyone
+    page.click("button:text('Find')")
+    assert [a.inner_text() for a in page.locator("tbody tr td a").all()] == ["tony"]
+    page.click("text=Show all")
     assert page.locator("tbody img.thumb").count() == 2  # thumbnails of the stored crops
     for img in page.locator("tbody img.thumb").all():  # each decoded: a real image came back
         assert img.evaluate("i => i.complete && i.naturalWidth") > 0
@@ -149,6 +153,18 @@ def test_other_account_cannot_open_a_group_or_thumbnail_by_url(browser, base, co
     page_b.goto(f"{base}/groups")
     _create_group(page_b, base, "private")
     assert page_b.locator("tbody tr").count() == 0
+    # B edits and deletes B's group (after a confirmation page); A's group stays.
+    page_b.goto(f"{base}/groups/private")
+    page_b.fill("#group_name", "Renamed by B")
+    page_b.click("button:text('Save')")
+    page_b.wait_for_selector("text=Group private saved.")
+    page_b.click("text=Delete this group…")
+    assert "holds 0 persons" in page_b.locator("main").inner_text()
+    page_b.click("button:text('Delete group')")
+    page_b.wait_for_selector("text=Group private deleted.")
+    page_a.goto(f"{base}/groups")
+    assert page_a.locator("a:text-is('private')").count() == 1
+    assert "Group private" in page_a.locator("tbody").inner_text()
     # Not signed in: no thumbnail either.
     anonymous = browser.new_context()
     response = anonymous.request.get(f"http://{console_server.endpoint}{thumb}", max_redirects=0)
