@@ -282,6 +282,14 @@ def test_detect_draws_boxes_and_landmarks(browser, base, console_server, testdat
     page.set_input_files("#photo_b", str(testdata / COLIN))
     page.click("button:text('Compare')")
     assert same > float(page.locator("h2 .score").inner_text())
+    page.goto(f"{base}/liveness")
+    page.set_input_files("#photo", str(testdata / TONY))
+    page.click("button:text('Check')")
+    verdict = page.locator("#h-res").inner_text()
+    assert verdict.startswith(("Live", "Not live")) and 0 <= float(verdict.split()[-1]) <= 100
+    page.goto(f"{base}/search")
+    page.click("button:text('Search')")  # no photo chosen: the browser's own check stops it
+    assert page.url == f"{base}/search" and page.locator("#h-res").count() == 0
     context.close()
 
 

@@ -11,7 +11,6 @@ admin-token``) sees accounts, keys and the server's metrics, never an account's 
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import hmac
 import logging
@@ -98,9 +97,7 @@ class Console:
                                lstrip_blocks=True)
         self.env.filters["q"] = q
         self.env.filters["ts"] = _ts
-        self.env.filters["mime"] = lambda b64: _photo_meta(b64)[0]
-        self.env.filters["width"] = lambda b64: _photo_meta(b64)[1]
-        self.env.filters["height"] = lambda b64: _photo_meta(b64)[2]
+        self.env.filters["photo"] = _photo_meta
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -619,7 +616,6 @@ class Console:
         return app
 
 
-@functools.lru_cache(maxsize=8)
 def _photo_meta(b64: str) -> tuple[str, int, int]:
     """(media type, width, height as shown upright) of an uploaded photo, from its header."""
     data = base64.b64decode(b64)
