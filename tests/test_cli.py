@@ -25,7 +25,7 @@ def srv(tmp_path):
 
 
 def _json_key(srv: Server, account: str) -> dict:
-    out = srv.cli("keys", "create", "--account", account, "--json")
+    out = srv.cli("keys", "create", "--account", account, "--create", "--json")
     key = json.loads(out)
     assert set(key) == {"SecretId", "SecretKey"}
     assert re.fullmatch(r"AKID[A-Za-z0-9]{32}", key["SecretId"])
@@ -338,7 +338,7 @@ def test_bare_eval_prints_the_plan_and_calibrate_never_overwrites_silently(tmp_p
 
 def test_keys_list_into_a_closed_pipe_ends_quietly(srv):
     for i in range(3):
-        srv.cli("keys", "create", "--account", f"acct{i}")
+        srv.cli("keys", "create", "--account", f"acct{i}", "--create")
     proc = subprocess.Popen([*OPENIAI, "keys", "list", "--json", "--data-dir", str(srv.data_dir)],
                             env=srv.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # `| head` that has already gone

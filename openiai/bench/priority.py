@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(120, Console().width))  # the table stays readable in a log
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="openiai-bench-priority-"))
     data_dir = Path(args.data_dir) if args.data_dir else temp
     load_before = os.getloadavg()[0]
