@@ -691,7 +691,8 @@ def print_summary(summary: dict, console, interrupted: bool = False) -> None:
             f"[yellow]{exists} image(s) skipped: their PersonId exists in this account but not "
             "in this group[/yellow] (a PersonId is unique per account, so CreatePerson refuses "
             "it). Add those persons to the group with the CopyPerson action (their faces come "
-            "along), or run the same import again with --copy-existing to do that here.")
+            "along), or run the same import again with --copy-existing to do that here.",
+            soft_wrap=True)
     if summary.get("csv_folders_missing"):
         miss = summary["csv_folders_missing"]
         console.print(f"{len(miss)} CSV folder(s) not found under DIR: {', '.join(miss[:5])}"
@@ -750,7 +751,7 @@ def run_cli(args, settings) -> int:
         csv_rows = read_csv(Path(args.csv)) if args.csv else None
         persons, notes = plan(Path(args.dir), csv_rows)
     except ImportError_ as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: grep, logs
         return 2
     kwargs = {"owner": False} if "owner" in inspect.signature(Services).parameters else {}
     services = Services(settings, **kwargs)
@@ -765,7 +766,7 @@ def run_cli(args, settings) -> int:
                                 workers=args.workers, journal_file=args.journal and Path(args.journal),
                                 liveness=args.liveness, copy_existing=args.copy_existing)
         except ImportError_ as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: grep, logs
             return 2
         services.faces.warmup()
 
