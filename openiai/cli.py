@@ -239,9 +239,6 @@ def cmd_serve(args) -> int:
     services = open_services(settings)
     try:
         sock = bind_socket(settings.host, settings.port)
-        tell(where)  # after the checks: a failure to start stays one line
-        with database_errors(settings):
-            _first_key_banner(services, settings, "https" if args.tls_cert else "http")
         # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
         # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
         # Read deadlines and a connection cap (api/http.py): slow clients cannot hold the
@@ -259,6 +256,9 @@ def cmd_serve(args) -> int:
             raise StartupError(f"cannot load the TLS certificate {args.tls_cert} / key "
                                f"{args.tls_key}: {exc}; give PEM files (--tls-cert, --tls-key)",
                                EXIT_TLS) from None
+        tell(where)  # after every check: a failure to start stays one line
+        with database_errors(settings):
+            _first_key_banner(services, settings, "https" if args.tls_cert else "http")
     except BaseException:
         services.close()
         raise

@@ -297,16 +297,18 @@ def test_version_and_every_subcommand_help_lists_its_options():
     assert out.returncode == 0 and out.stdout.strip() == f"openiai {__version__}"
     expected = {
         ("serve",): ["--data-dir", "--port", "--host", "--tls-cert", "--tls-key"],
-        ("keys", "create"): ["--account", "--json"],
+        ("keys", "create"): ["--account", "--json", "--create"],
+        ("accounts", "delete"): ["--force", "--data-dir"],
+        ("accounts", "list"): ["--json"],
         ("keys", "list"): ["--json"],
-        ("import",): ["--group"],
+        ("import",): ["--group", "--copy-existing"],
         ("models",): ["--load"],
         ("eval",): ["openiai eval lfw", "--lfw", "--pairs", "openiai eval attributes", "--only",
                     "openiai eval liveness", "--testdata"],
         ("eval", "lfw"): ["--lfw", "--workers"],
         ("calibrate",): ["--out", "--replace-shipped", "--lfw", "--workers"],
         ("bench",): ["bench search", "--n", "bench api", "--clients", "bench startup",
-                     "bench attributes", "--faces"],
+                     "bench attributes", "--faces", "bench priority", "--idle-requests"],
     }
     for args, options in expected.items():
         out = _openiai(*args, "--help")
