@@ -393,19 +393,19 @@ class Importer:
         best = int(sims.argmax())
         return ids[best] if float(sims[best]) >= SAME_IMAGE_COSINE else None
 
-    def _copy_into_group(self, p: PlannedPerson) -> list[str] | None:
+    def _copy_into_group(self, p: PlannedPerson) -> tuple[list[str] | None, str]:
         """--copy-existing: the person (who exists in the account, not in the group) added to
-        the group by CopyPerson; their FaceIds, or None if CopyPerson refused."""
+        the group by CopyPerson; (their FaceIds, "") or (None, why CopyPerson refused)."""
         from .core.errors import ApiError
 
         try:
             self.call("CopyPerson", PersonId=p.person_id, GroupIds=[self.group])
             faces = self.call("GetPersonBaseInfo", PersonId=p.person_id).get("FaceIds") or []
-        except ApiError:
-            return None
+        except ApiError as exc:  # e.g. FailedOperation.AcrossVersionsError
+            return None, f"CopyPerson refused: {exc.code}: {exc.message}"
         with self._copied_lock:
             self.copied.append(p.person_id)
-        return list(faces)
+        return list(faces), ""
 
     def import_person(self, p: PlannedPerson, have: list[str] | None,
                       copied: bool = False) -> tuple[list[Outcome], bool, int, int]:
@@ -488,10 +488,12 @@ class Importer:
                         self._journal(p, rel, reason, detail=exc.code)
                         out.append(Outcome(rel, p.person_id, reason, exc.code))
                         continue
+                    detail = f"{exc.code}: {exc.message}"
                     if exc.code == "InvalidParameterValue.PersonIdAlreadyExist":
                         reason = "person_exists"
-                        faces_there = None if copied or not self.copy_existing \
+                        faces_there, why = (None, "") if copied or not self.copy_existing \
                             else self._copy_into_group(p)
+                        detail = f"{detail}; {why}" if why else detail
                         if faces_there is not None:  # in the group now: match, then enrol
                             # (every image again: what this pass tried is not in the journal's
                             # memory, and the person's faces may come from these very images)
@@ -502,8 +504,7 @@ class Importer:
                     else:
                         reason = "error"
                     rest = [r for _, r in (todo + retry)[i:]]
-                    out.extend(Outcome(r, p.person_id, reason, f"{exc.code}: {exc.message}")
-                               for r in rest)
+                    out.extend(Outcome(r, p.person_id, reason, detail) for r in rest)
                     return out, created, processed, verified
                 if not res.get("FaceId"):
                     similar = res.get("SimilarPersonId", "")
