@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .core.settings import Settings, SettingsError
+from .core.settings import Settings, SettingsError, holds_data, usual_data_dirs
 
 # Exit statuses of a command that cannot start (README "Operations"); each comes with one line
 # on stderr saying what failed, where, and what to do.
@@ -63,8 +63,71 @@ def _settings(args) -> Settings:
     )
 
 
-def _services(args):
-    return open_services(_settings(args), with_index=False)  # key management never searches
+def _services(args, full: bool = False):
+    """Keys and database (``full``: the whole Services, for commands that call actions)."""
+    settings = _settings(args)
+    where = whereabouts(settings)  # before opening: that creates the folder and the key file
+    # Key management never searches; most of it needs no model code either.
+    services = open_services(settings, with_index=False, keys_only=not full)
+    tell(where)
+    return services
+
+
+class KeyServices:
+    """The database and the key store, without the face pipeline: what `keys` and `accounts`
+    need, and a second faster to start than :class:`~openiai.services.Services`."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .store.db import Database
+        from .store.keys import KeyStore, load_master_key
+
+        self.settings = settings
+        self.db = Database(settings.db_url)
+        try:
+            self.db.migrate()
+            self.keys = KeyStore(self.db, load_master_key(settings.master_key_path),
+                                 cache_seconds=settings.key_cache_seconds)
+        except BaseException:
+            self.db.dispose()
+            raise
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _database_shown(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(settings.db_url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: opening it says what is wrong
+        return "(the --database-url / OPENIAI_DATABASE_URL value)"
+
+
+def whereabouts(settings: Settings) -> list[str]:
+    """What a command says first (on stderr, so --json stays clean): the data directory and
+    database it uses, and, when it is about to start a new, empty data directory while one
+    with data exists in a usual place (OPENIAI_DATA_DIR, ./data of the checkout or the home
+    folder), that one. Computed before anything is created."""
+    data_dir = settings.data_dir.resolve()
+    lines = [f"openiai: data directory {data_dir}, database {_database_shown(settings)}"]
+    if not holds_data(data_dir):
+        others = []
+        for d in usual_data_dirs():
+            d = d.resolve()
+            if d != data_dir and d not in others and holds_data(d):
+                others.append(d)
+        if others:
+            lines.append(
+                f"openiai: note: {data_dir} holds no openiai data: this starts a NEW, empty one "
+                f"(new keys, no groups), but {others[0]} holds data. To use that one, pass "
+                f"--data-dir {others[0]} (or set OPENIAI_DATA_DIR to it).")
+    return lines
+
+
+def tell(lines: list[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _check_data_dir(data_dir: Path) -> None:
@@ -120,13 +183,16 @@ def database_errors(settings: Settings):
                            EXIT_DATABASE) from None
 
 
-def open_services(settings: Settings, **kwargs):
-    """:class:`Services` over ``settings``, with start-up failures turned into StartupError."""
-    from .services import Services
-
+def open_services(settings: Settings, keys_only: bool = False, **kwargs):
+    """:class:`Services` over ``settings`` (``keys_only``: :class:`KeyServices`), with
+    start-up failures turned into StartupError."""
     _check_data_dir(settings.data_dir)
     with database_errors(settings):
         try:
+            if keys_only:
+                return KeyServices(settings)
+            from .services import Services
+
             return Services(settings, **kwargs)
         except OSError as exc:  # master.key and friends, after the checks above passed
             raise StartupError(f"data directory {settings.data_dir.resolve()}: "
@@ -172,11 +238,10 @@ def cmd_serve(args) -> int:
     settings = _settings(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SettingsError("--tls-cert and --tls-key go together: give both or neither")
+    where = whereabouts(settings)
     services = open_services(settings)
     try:
         sock = bind_socket(settings.host, settings.port)
-        with database_errors(settings):
-            _first_key_banner(services, settings, "https" if args.tls_cert else "http")
         # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
         # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
         # Read deadlines and a connection cap (api/http.py): slow clients cannot hold the
@@ -198,6 +263,9 @@ def cmd_serve(args) -> int:
             raise StartupError(f"cannot load the TLS certificate {args.tls_cert} / key "
                                f"{args.tls_key}: {exc}; give PEM files (--tls-cert, --tls-key)",
                                EXIT_TLS) from None
+        tell(where)  # after every check: a failure to start stays one line
+        with database_errors(settings):
+            _first_key_banner(services, settings, "https" if args.tls_cert else "http")
     except BaseException:
         services.close()
         raise
@@ -227,7 +295,7 @@ def _first_key_banner(services, settings: Settings, scheme: str) -> None:
                                  host=client_host, port=settings.port))
     else:
         print("Keys exist already; list them with `openiai keys list`, make one with "
-              "`openiai keys create --account NAME`.")
+              "`openiai keys create --account NAME` (add --create for a new account).")
 
 
 def _exit_on_sigterm(_signum, _frame) -> None:
@@ -235,8 +303,18 @@ def _exit_on_sigterm(_signum, _frame) -> None:
 
 
 def cmd_keys(args) -> int:
+    from .store.keys import check_account_name
+
+    if args.keys_cmd == "create":
+        check_account_name(args.account)
     services = _services(args)
     if args.keys_cmd == "create":
+        if services.keys.account_id(args.account) is None and not args.create:
+            services.close()
+            print(f"openiai: there is no account named {args.account!r}; to create it with this "
+                  "key, run the command again with --create (existing accounts: "
+                  "`openiai accounts list`)", file=sys.stderr)
+            return 1
         secret_id, secret_key = services.keys.create_key(args.account)
         if args.json:
             print(json.dumps({"SecretId": secret_id, "SecretKey": secret_key}))
@@ -256,7 +334,7 @@ def cmd_keys(args) -> int:
             for r in rows:
                 print("\t".join(r.values()))
         else:
-            print("no keys yet; create one with `openiai keys create --account NAME`",
+            print("no keys yet; create one with `openiai keys create --account NAME --create`",
                   file=sys.stderr)
     elif args.keys_cmd in ("disable", "enable"):
         if not services.keys.set_enabled(args.secret_id, args.keys_cmd == "enable"):
@@ -272,6 +350,7 @@ def cmd_admin_token(args) -> int:
     from .store.admin_tokens import AdminTokens
 
     settings = _settings(args)
+    tell(whereabouts(settings))
     _check_data_dir(settings.data_dir)
     tokens = AdminTokens(settings.data_dir)
     if args.revoke_all:
@@ -281,10 +360,85 @@ def cmd_admin_token(args) -> int:
     return 0
 
 
+def cmd_accounts(args) -> int:
+    # delete --force deletes groups and persons through the actions: the whole Services.
+    services = _services(args, full=args.accounts_cmd == "delete" and args.force)
+    try:
+        return _accounts(services, args)
+    finally:
+        services.close()
+
+
+def _accounts(services, args) -> int:
+    from .store.keys import AccountError
+
+    keys = services.keys
+    if args.accounts_cmd == "list":
+        rows = [{"Account": a.name, "Keys": a.keys, "Groups": a.groups, "Persons": a.persons,
+                 "Created": datetime.fromtimestamp(a.created_ms / 1000, timezone.utc)
+                 .isoformat(timespec="seconds")} for a in keys.list_accounts()]
+        if args.json:
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+        elif rows:
+            print("Account\tKeys\tGroups\tPersons\tCreated")
+            for r in rows:
+                print("\t".join(str(v) for v in r.values()))
+        else:
+            print("no accounts yet; create one with `openiai accounts create NAME`",
+                  file=sys.stderr)
+        return 0
+    if args.accounts_cmd == "create":
+        keys.create_account(args.name)
+        print(f"account {args.name} created; give it a key with "
+              f"`openiai keys create --account {args.name}`")
+        return 0
+    if args.accounts_cmd == "rename":
+        keys.rename_account(args.old, args.new)
+        print(f"account {args.old} renamed to {args.new} (its keys and data go with it)")
+        return 0
+    # delete
+    info = next((a for a in keys.list_accounts() if a.name == args.name), None)
+    if info is None:
+        raise AccountError(f"no account named {args.name!r}")
+    if info.has_data and not args.force:
+        print(f"openiai: account {args.name!r} still has {info.keys} key(s), {info.groups} "
+              f"group(s) and {info.persons} person(s); nothing deleted. Add --force to delete "
+              "the account with all of them.", file=sys.stderr)
+        return 1
+    _delete_account_data(services, info.id)
+    keys.delete_account(args.name)
+    print(f"account {args.name} deleted ({info.keys} key(s), {info.groups} group(s), "
+          f"{info.persons} person(s))")
+    return 0
+
+
+def _delete_account_data(services, account_id: int) -> None:
+    """Every group and person of the account, through the API's own DeleteGroup and
+    DeletePerson: faces leave the vector index by the change log as with any API call."""
+    from .api.dispatch import dispatch
+
+    def call(action: str, **params) -> dict:
+        return dispatch(services, account_id, "2020-03-03", action, params)
+
+    while groups := call("GetGroupList", Limit=1000).get("GroupInfos"):
+        for g in groups:
+            call("DeleteGroup", GroupId=g["GroupId"])
+    from sqlalchemy import select
+
+    from .store.schema import Person
+
+    with services.db.read() as s:  # persons in no group (none through the API, but be sure)
+        left = list(s.scalars(select(Person.person_id).where(Person.account_id == account_id)))
+    for person_id in left:
+        call("DeletePerson", PersonId=person_id)
+
+
 def cmd_import(args) -> int:
     from .importer import run_cli
 
-    return run_cli(args, _settings(args))
+    settings = _settings(args)
+    tell(whereabouts(settings))
+    return run_cli(args, settings)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -309,8 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="manage accounts' API keys")
     ksub = keys.add_subparsers(dest="keys_cmd", required=True)
-    create = ksub.add_parser("create", help="create a key (and the account if new)")
-    create.add_argument("--account", required=True)
+    create = ksub.add_parser("create", help="create a key of an account")
+    create.add_argument("--account", required=True, help="the account the key belongs to")
+    create.add_argument("--create", action="store_true",
+                        help="create the account if it does not exist (without: refused, so "
+                        "a typo does not make a new account)")
     create.add_argument("--json", action="store_true", help="print {SecretId, SecretKey} as JSON")
     lst = ksub.add_parser("list", help="list keys (never shows SecretKeys)")
     lst.add_argument("--json", action="store_true", help="print a JSON array")
@@ -325,6 +482,22 @@ def build_parser() -> argparse.ArgumentParser:
     adm.add_argument("--revoke-all", action="store_true", help="revoke every admin token")
     _add_common(adm)
     adm.set_defaults(func=cmd_admin_token)
+    accounts = sub.add_parser("accounts", help="manage accounts (tenants)")
+    asub = accounts.add_subparsers(dest="accounts_cmd", required=True)
+    alist = asub.add_parser("list", help="list accounts with their keys, groups and persons")
+    alist.add_argument("--json", action="store_true", help="print a JSON array")
+    asub.add_parser("create", help="create an account").add_argument("name")
+    ren = asub.add_parser("rename", help="rename an account (keys and data stay with it)")
+    ren.add_argument("old")
+    ren.add_argument("new")
+    dele = asub.add_parser("delete", help="delete an account (refused while it has keys or "
+                           "data, unless --force)")
+    dele.add_argument("name")
+    dele.add_argument("--force", action="store_true",
+                      help="also delete its keys, groups, persons and faces")
+    for p in asub.choices.values():
+        _add_common(p)
+    accounts.set_defaults(func=cmd_accounts)
 
     imp = sub.add_parser("import", help="enrol a folder of person folders into a group "
                          "(e.g. `openiai import photos/ --group staff`)")
@@ -365,6 +538,8 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "attributes": ("openiai.bench.attribute_cost", "per-model cost of face attributes"),
         "console": ("openiai.bench.console",
                     "web console page load times over 10,000 persons (--shots DIR: screenshots)"),
+        "priority": ("openiai.bench.priority",
+                     "GetGroupList p50/p99 idle and under image load, one pool vs separate"),
     }, None),
     "calibrate": ("measure LFW impostor scores and write a score table to --out FILE "
                   "(the shipped table only with --replace-shipped)", {},
@@ -431,6 +606,8 @@ def cmd_models(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .store.keys import AccountError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in TOOLS:
         # argparse would take a tool's leading --help for its own; the tool answers it instead.
@@ -451,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"openiai: {exc}", file=sys.stderr)
         return exc.status
+    except AccountError as exc:  # an empty, taken or unknown account name
+        print(f"openiai: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader stopped reading (`openiai keys list --json | head`): what it wanted it got.
         # Point stdout at /dev/null so the interpreter's final flush does not complain either.

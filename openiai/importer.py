@@ -134,7 +134,7 @@ def plan(root: Path, csv_rows: dict[str, dict] | None = None) -> tuple[list[Plan
     root = Path(root)
     if not root.is_dir():
         raise ImportError_(f"{root} is not a directory")
-    persons, ignored_files, loose = [], 0, 0
+    persons, ignored_files, loose, loose_images = [], 0, 0, 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         images = []
         for f in sorted(folder.iterdir()):
@@ -156,9 +156,26 @@ def plan(root: Path, csv_rows: dict[str, dict] | None = None) -> tuple[list[Plan
     for f in root.iterdir():
         if f.is_file():
             loose += 1
+            loose_images += f.suffix.lower() in IMAGE_EXTS
+    if not persons:
+        raise ImportError_(_no_person_folders(root, loose_images))
     missing = sorted(set(csv_rows or {}) - {p.folder.name for p in persons})
     return persons, {"ignored_files": ignored_files, "loose_files": loose,
                      "csv_folders_missing": missing}
+
+
+def _no_person_folders(root: Path, loose_images: int) -> str:
+    """Why a folder gives nothing to import, and what to do instead."""
+    layout = (f"`openiai import` expects one sub-folder per person, named by its PersonId: "
+              f"{root}/<PersonId>/photo.jpg")
+    if loose_images:
+        parent = root.resolve().parent
+        return (f"{root} holds {loose_images} image(s) directly and no person folders: it looks "
+                f"like the photos of ONE person. {layout}. To import them as person "
+                f"{root.resolve().name!r}, import the folder above it (`openiai import {parent} "
+                f"...`, which imports each of its sub-folders as a person) or move the images "
+                f"into {root}/<PersonId>/.")
+    return f"{root} has no sub-folder holding images: nothing to import. {layout}."
 
 
 # ------------------------------------------------------------------------------ journal
@@ -247,7 +264,7 @@ class Importer:
                  face_model_version: str | None = None, quality: int = 0, unique: int = 0,
                  max_faces: int = MAX_FACES, face_match_threshold: float | None = None,
                  workers: int = 2, journal_file: Path | None = None,
-                 liveness: bool = False) -> None:
+                 liveness: bool = False, copy_existing: bool = False) -> None:
         from .actions.registry import Context
 
         self.services = services
@@ -257,6 +274,9 @@ class Importer:
         self.max_faces = max(1, min(max_faces, MAX_FACES))
         self.threshold = face_match_threshold
         self.liveness = liveness
+        self.copy_existing = copy_existing
+        self.copied: list[str] = []  # PersonIds added to the group by CopyPerson
+        self._copied_lock = threading.Lock()
         self.workers = max(1, workers)
         # First, so that a second import of the same account, group and folder is refused
         # before it writes anything.
@@ -373,7 +393,22 @@ class Importer:
         best = int(sims.argmax())
         return ids[best] if float(sims[best]) >= SAME_IMAGE_COSINE else None
 
-    def import_person(self, p: PlannedPerson, have: list[str] | None) -> tuple[list[Outcome], bool, int, int]:
+    def _copy_into_group(self, p: PlannedPerson) -> tuple[list[str] | None, str]:
+        """--copy-existing: the person (who exists in the account, not in the group) added to
+        the group by CopyPerson; (their FaceIds, "") or (None, why CopyPerson refused)."""
+        from .core.errors import ApiError
+
+        try:
+            self.call("CopyPerson", PersonId=p.person_id, GroupIds=[self.group])
+            faces = self.call("GetPersonBaseInfo", PersonId=p.person_id).get("FaceIds") or []
+        except ApiError as exc:  # e.g. FailedOperation.AcrossVersionsError
+            return None, f"CopyPerson refused: {exc.code}: {exc.message}"
+        with self._copied_lock:
+            self.copied.append(p.person_id)
+        return list(faces), ""
+
+    def import_person(self, p: PlannedPerson, have: list[str] | None,
+                      copied: bool = False) -> tuple[list[Outcome], bool, int, int]:
         """Enrol one person's images in order; ``have``: the FaceIds the database holds for
         the person in this group (None: not in the group)."""
         from .core.errors import ApiError
@@ -453,15 +488,23 @@ class Importer:
                         self._journal(p, rel, reason, detail=exc.code)
                         out.append(Outcome(rel, p.person_id, reason, exc.code))
                         continue
+                    detail = f"{exc.code}: {exc.message}"
                     if exc.code == "InvalidParameterValue.PersonIdAlreadyExist":
                         reason = "person_exists"
+                        faces_there, why = (None, "") if copied or not self.copy_existing \
+                            else self._copy_into_group(p)
+                        detail = f"{detail}; {why}" if why else detail
+                        if faces_there is not None:  # in the group now: match, then enrol
+                            # (every image again: what this pass tried is not in the journal's
+                            # memory, and the person's faces may come from these very images)
+                            more, _, n, v = self.import_person(p, faces_there, copied=True)
+                            return more, created, processed + n, verified + v
                     elif exc.code.startswith(("InvalidParameterValue.Person", "InvalidParameter")):
                         reason = "invalid_person"
                     else:
                         reason = "error"
                     rest = [r for _, r in (todo + retry)[i:]]
-                    out.extend(Outcome(r, p.person_id, reason, f"{exc.code}: {exc.message}")
-                               for r in rest)
+                    out.extend(Outcome(r, p.person_id, reason, detail) for r in rest)
                     return out, created, processed, verified
                 if not res.get("FaceId"):
                     similar = res.get("SimilarPersonId", "")
@@ -640,6 +683,17 @@ def print_summary(summary: dict, console, interrupted: bool = False) -> None:
                        ("loose_files", "files directly in DIR (not in a person folder) were ignored")):
         if summary.get(key):
             console.print(f"{summary[key]} {label}")
+    if summary.get("persons_copied"):
+        console.print(f"{summary['persons_copied']} existing person(s) added to the group with "
+                      "CopyPerson (--copy-existing), with the faces they had")
+    exists = summary["skipped"].get("person_exists")
+    if exists:
+        console.print(
+            f"[yellow]{exists} image(s) skipped: their PersonId exists in this account but not "
+            "in this group[/yellow] (a PersonId is unique per account, so CreatePerson refuses "
+            "it). Add those persons to the group with the CopyPerson action (their faces come "
+            "along), or run the same import again with --copy-existing to do that here.",
+            soft_wrap=True)
     if summary.get("csv_folders_missing"):
         miss = summary["csv_folders_missing"]
         console.print(f"{len(miss)} CSV folder(s) not found under DIR: {', '.join(miss[:5])}"
@@ -675,6 +729,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liveness", action="store_true",
                    help="refuse images whose face DetectLiveFace judges not live (a photo of a "
                    "printed photo or of a screen); see the README's Liveness section")
+    p.add_argument("--copy-existing", action="store_true",
+                   help="a PersonId that exists in the account but not in the group is added to "
+                   "the group (CopyPerson, with its faces), then its new images are enrolled; "
+                   "without this such folders are skipped")
     p.add_argument("--workers", type=int, default=2, help="persons imported in parallel (default 2)")
     p.add_argument("--limit", type=int, help="import only the first N persons (sorted by folder)")
     p.add_argument("--journal", help="progress journal file (default <data dir>/imports/...)")
@@ -694,7 +752,7 @@ def run_cli(args, settings) -> int:
         csv_rows = read_csv(Path(args.csv)) if args.csv else None
         persons, notes = plan(Path(args.dir), csv_rows)
     except ImportError_ as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: grep, logs
         return 2
     kwargs = {"owner": False} if "owner" in inspect.signature(Services).parameters else {}
     services = Services(settings, **kwargs)
@@ -707,9 +765,9 @@ def run_cli(args, settings) -> int:
                                 quality=args.quality, unique=args.unique, max_faces=args.max_faces,
                                 face_match_threshold=args.face_match_threshold,
                                 workers=args.workers, journal_file=args.journal and Path(args.journal),
-                                liveness=args.liveness)
+                                liveness=args.liveness, copy_existing=args.copy_existing)
         except ImportError_ as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: grep, logs
             return 2
         services.faces.warmup()
 
@@ -726,13 +784,25 @@ def run_cli(args, settings) -> int:
         interrupted = importer.interrupted
         summary = summarize(stats, notes)
         summary["group_created"] = importer.group_created
+        summary["persons_copied"] = len(importer.copied)
         summary["journal"] = str(importer.journal.path)
         print_summary(summary, console, interrupted)
         if args.report:
             write_report(Path(args.report), stats.outcomes)
         if args.json:
             print(json.dumps(summary, ensure_ascii=False))
-        return 130 if interrupted else 0
+        if interrupted:
+            return 130
+        # Exit 1 when the folder gave the group nothing at all (no face enrolled now or by an
+        # earlier run, no person copied) and images were refused: a dead end, not a resume.
+        skipped = summary["skipped"]
+        refused = sum(n for reason, n in skipped.items() if reason != "already_imported")
+        if refused and not (summary["faces_enrolled"] or summary["persons_copied"]
+                            or skipped.get("already_imported")):
+            console.print(f"[red]nothing imported[/red]: all {refused} image(s) were refused "
+                          "(reasons above)")
+            return 1
+        return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
         if importer is not None:

@@ -25,7 +25,7 @@ def srv(tmp_path):
 
 
 def _json_key(srv: Server, account: str) -> dict:
-    out = srv.cli("keys", "create", "--account", account, "--json")
+    out = srv.cli("keys", "create", "--account", account, "--create", "--json")
     key = json.loads(out)
     assert set(key) == {"SecretId", "SecretKey"}
     assert re.fullmatch(r"AKID[A-Za-z0-9]{32}", key["SecretId"])
@@ -297,16 +297,18 @@ def test_version_and_every_subcommand_help_lists_its_options():
     assert out.returncode == 0 and out.stdout.strip() == f"openiai {__version__}"
     expected = {
         ("serve",): ["--data-dir", "--port", "--host", "--tls-cert", "--tls-key"],
-        ("keys", "create"): ["--account", "--json"],
+        ("keys", "create"): ["--account", "--json", "--create"],
+        ("accounts", "delete"): ["--force", "--data-dir"],
+        ("accounts", "list"): ["--json"],
         ("keys", "list"): ["--json"],
-        ("import",): ["--group"],
+        ("import",): ["--group", "--copy-existing"],
         ("models",): ["--load"],
         ("eval",): ["openiai eval lfw", "--lfw", "--pairs", "openiai eval attributes", "--only",
                     "openiai eval liveness", "--testdata"],
         ("eval", "lfw"): ["--lfw", "--workers"],
         ("calibrate",): ["--out", "--replace-shipped", "--lfw", "--workers"],
         ("bench",): ["bench search", "--n", "bench api", "--clients", "bench startup",
-                     "bench attributes", "--faces"],
+                     "bench attributes", "--faces", "bench priority", "--idle-requests"],
     }
     for args, options in expected.items():
         out = _openiai(*args, "--help")
@@ -338,7 +340,7 @@ def test_bare_eval_prints_the_plan_and_calibrate_never_overwrites_silently(tmp_p
 
 def test_keys_list_into_a_closed_pipe_ends_quietly(srv):
     for i in range(3):
-        srv.cli("keys", "create", "--account", f"acct{i}")
+        srv.cli("keys", "create", "--account", f"acct{i}", "--create")
     proc = subprocess.Popen([*OPENIAI, "keys", "list", "--json", "--data-dir", str(srv.data_dir)],
                             env=srv.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # `| head` that has already gone

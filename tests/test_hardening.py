@@ -334,3 +334,109 @@ def test_connection_cap(strict_server):
     time.sleep(0.3)
     secret_id, secret_key = strict_server.create_key("after-cap")
     check(Raw(strict_server, secret_id, secret_key).tc3("GetGroupList", {}))
+
+
+# ---- strict replay and separate pools (issue 17's "also found") ---------------------------------
+
+def _quiet_app(tmp_path, monkeypatch, **settings):
+    """The ASGI app on its own Services, without the background model warm-up (these tests
+    need no model and should not compete with one loading)."""
+    from openiai.api.app import create_app
+    from openiai.core.settings import Settings
+    from openiai.services import Services
+
+    services = Services(Settings(data_dir=tmp_path, **settings))
+    for obj, name in ((services.faces, "warmup"), (services.attributes, "warmup"),
+                      (services.liveness, "head")):
+        monkeypatch.setattr(obj, name, lambda *a, **k: None)
+    return create_app(services=services), services.keys.create_key("t")
+
+
+def _signed(client, key, action: str, params: dict, *, timestamp: int | None = None,
+            authorization: str | None = None):
+    """A TC3 POST signed as the official clients sign it (content-type and host only)."""
+    from wire import tc3_authorization
+
+    body = json.dumps(params).encode()
+    timestamp = timestamp or int(time.time())
+    auth = authorization or tc3_authorization(
+        key[0], key[1], method="POST", query="", content_type="application/json",
+        host="testserver", body=body, timestamp=timestamp)
+    return client.post("/", content=body, headers={
+        "Authorization": auth, "Content-Type": "application/json", "X-TC-Action": action,
+        "X-TC-Version": "2020-03-03", "X-TC-Timestamp": str(timestamp)}), auth, timestamp
+
+
+def _test_client(app):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    return TestClient(app)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_strict_replay_binds_a_signature_to_its_first_action(tmp_path, monkeypatch, strict):
+    app, key = _quiet_app(tmp_path, monkeypatch, strict_replay=strict)
+    with _test_client(app) as client:
+        resp, auth, ts = _signed(client, key, "CreateGroup", {"GroupId": "g", "GroupName": "G"})
+        assert "Error" not in resp.json()["Response"]
+        # GetGroupInfo captured and replayed as DeleteGroup: same body, same signature.
+        resp, auth, ts = _signed(client, key, "GetGroupInfo", {"GroupId": "g"})
+        assert resp.json()["Response"]["GroupId"] == "g"
+        swapped, _, _ = _signed(client, key, "DeleteGroup", {"GroupId": "g"}, timestamp=ts,
+                                authorization=auth)
+        again, _, _ = _signed(client, key, "GetGroupInfo", {"GroupId": "g"}, timestamp=ts,
+                              authorization=auth)
+    if strict:
+        err = swapped.json()["Response"]["Error"]
+        assert err["Code"] == "AuthFailure.SignatureFailure" and "action" in err["Message"]
+        # The same action again (an SDK retry) still works, and the group is still there.
+        assert again.json()["Response"]["GroupId"] == "g"
+    else:  # the documented risk of the default mode: the swap goes through
+        assert "Error" not in swapped.json()["Response"]
+        assert again.json()["Response"]["Error"]["Code"] == "InvalidParameterValue.GroupIdNotExist"
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_metadata_actions_do_not_queue_behind_image_handlers(tmp_path, monkeypatch, separate):
+    """Every image handler thread busy (held on an event): GetGroupList answers at once with
+    separate pools; with one pool (OPENIAI_SEPARATE_POOLS=0) it waits for a free thread."""
+    import threading
+
+    from openiai.actions.registry import HANDLERS
+
+    app, key = _quiet_app(tmp_path, monkeypatch, workers=4, separate_pools=separate)
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def held(ctx, req):
+        entered.release()
+        release.wait(30)
+        return {"FaceInfos": [], "ImageWidth": 1, "ImageHeight": 1}
+
+    monkeypatch.setitem(HANDLERS, "DetectFace", held)
+    with _test_client(app) as client:
+        image = [threading.Thread(target=_signed, args=(client, key, "DetectFace",
+                                                        {"Image": "aGVsbG8="}))
+                 for _ in range(4)]
+        for t in image:
+            t.start()
+        try:
+            for _ in image:
+                assert entered.acquire(timeout=30), "an image request never reached its handler"
+            answered = []
+            probe = threading.Thread(target=lambda: answered.append(
+                _signed(client, key, "GetGroupList", {})[0].json()["Response"]))
+            probe.start()
+            probe.join(timeout=5 if separate else 1.5)
+            if separate:
+                assert answered and answered[0]["GroupNum"] == 0, "GetGroupList waited"
+            else:
+                assert not answered, "one pool: GetGroupList should wait for a handler thread"
+        finally:
+            release.set()
+            for t in image:
+                t.join(30)
+        probe.join(30)
+        assert answered and answered[0]["GroupNum"] == 0

@@ -7,12 +7,13 @@ import json
 
 import pytest
 
+from conftest import needs_dir
 from harness import REPO
 
 SPEC = REPO.parent / "shared" / "spec" / "iai_sdk_spec.json"
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason="no ../shared/spec/iai_sdk_spec.json")
+@needs_dir(SPEC, "the wire spec")
 def test_no_documented_action_is_an_invalid_action():
     import openiai.api.app  # noqa: F401  (registers the handlers, as the server does)
     from openiai.api.dispatch import resolve_action

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import needs_dir
+
 from openiai.bench import evaluate
 from openiai.core import versions
 from openiai.core.settings import Settings
@@ -28,7 +30,7 @@ YUNET_INT8BQ, SFACE_INT8BQ = YuNet.FILE.names[0], SFace.FILE.names[0]
 SFACE_FP32 = SFace.FILE.names[1]
 
 DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
+needs_data = needs_dir(DATA)  # fails, not skips, without the shared images
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from conftest import needs_dir
 from PIL import Image
 
 from openiai.core.errors import ApiError
@@ -22,7 +24,7 @@ from openiai.vision import image as vimage
 from openiai.vision.image import decode_base64, decode_bytes, load_image
 
 DATA = Path(os.environ.get("OPENIAI_TESTDATA") or Path(__file__).resolve().parents[1] / "../shared/faces")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"test images not found at {DATA}")
+needs_data = needs_dir(DATA)  # fails, not skips, without the shared images
 
 
 def code_of(fn, *args, **kwargs) -> str:

@@ -19,11 +19,11 @@ from ..core import timing
 from ..actions.registry import Context
 from ..services import Services
 from ..core.settings import Settings
-from .auth import NonceCache, authenticate
+from .auth import NonceCache, SignatureActions, authenticate
 from ..core.errors import ApiError, invalid, too_large
 from .metrics import CONTENT_TYPE_LATEST, AccountNames, Metrics
 from .protocol import MAX_TC3_BYTES, Tc3Credentials, read_request
-from .dispatch import execute, prepare
+from .dispatch import execute, is_image_action, prepare
 from .schema import without_surrogates
 from .ratelimit import RateLimiter
 
@@ -61,8 +61,9 @@ async def _read_body(request: Request) -> bytes:
 
 def _authenticate_and_validate(req, services: Services, nonces: NonceCache, seen: dict,
                                rate_limiter: RateLimiter | None = None,
-                               names: AccountNames | None = None):
-    key = authenticate(req, services.keys.lookup, nonces)
+                               names: AccountNames | None = None,
+                               actions: SignatureActions | None = None):
+    key = authenticate(req, services.keys.lookup, nonces, actions=actions)
     seen["account_id"] = key.account_id  # for the log line, even if validation fails
 
     def admit(action: str) -> None:
@@ -129,7 +130,13 @@ def _check_index(services: Services) -> str:
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     services = services or Services(settings or Settings.from_env())
-    limiter = anyio.CapacityLimiter(max(4, services.settings.workers))
+    settings = services.settings
+    limiter = anyio.CapacityLimiter(max(4, settings.workers))
+    # Actions without an image get threads of their own: a GetGroupList does not wait for a
+    # free handler thread behind 16 searches (README "Concurrency"; `openiai bench priority`).
+    metadata_limiter = (anyio.CapacityLimiter(settings.metadata_workers)
+                        if settings.separate_pools else limiter)
+    signature_actions = SignatureActions() if settings.strict_replay else None
     names = AccountNames(services.db)
     metrics = Metrics(services, names)
     rate_limiter = RateLimiter.from_settings(services.settings)
@@ -158,11 +165,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # they run off the event loop; not under the handlers' limiter, so a cheap request
             # is not queued behind inference.
             key, call = await anyio.to_thread.run_sync(
-                _authenticate_and_validate, req, services, nonces, seen, rate_limiter, names)
+                _authenticate_and_validate, req, services, nonces, seen, rate_limiter, names,
+                signature_actions)
             action = call.action
             ctx = Context(account_id=key.account_id, version=call.version,
                           request_id=request_id, services=services)
-            fields = await anyio.to_thread.run_sync(execute, call, ctx, limiter=limiter)
+            pool = limiter if is_image_action(call.version, action) else metadata_limiter
+            fields = await anyio.to_thread.run_sync(execute, call, ctx, limiter=pool)
             with timing.stage("serialise"):
                 response = envelope(request_id, fields)
             code = None

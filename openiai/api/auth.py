@@ -46,6 +46,35 @@ class NonceCache:
             return True
 
 
+class SignatureActions:
+    """Strict replay (opt-in, ``OPENIAI_STRICT_REPLAY``): a TC3 signature serves the action it
+    was first used with, and no other, for as long as it is valid.
+
+    The official clients sign only ``content-type`` and ``host``, so a captured request can be
+    sent again within the 5-minute window with another ``X-TC-Action`` (a GetGroupInfo replayed
+    as DeleteGroup). Remembering the first action per signature closes that. Replays of the
+    same action stay accepted: the SDKs retry a request with the same signature. The memory is
+    per process: several servers behind one balancer each keep their own (README).
+    """
+
+    def __init__(self, window: int = 2 * MAX_SKEW_SECONDS) -> None:
+        self._first: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._window = window
+
+    def bind(self, signature: str, action: str) -> bool:
+        """True if ``action`` is the one ``signature`` was first used with (remembering it)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._first) > 100_000:
+                self._first = {k: v for k, v in self._first.items() if now - v[1] < self._window}
+            seen = self._first.get(signature)
+            if seen is not None and now - seen[1] < self._window:
+                return seen[0] == action
+            self._first[signature] = (action, now)
+            return True
+
+
 def _host_variants(host: str) -> list[str]:
     """The Host as sent, then without its port (the Node SDK signs the bare hostname)."""
     variants = [host]
@@ -97,10 +126,20 @@ def _reject_token(token: str | None) -> None:
 
 
 def authenticate(req: ApiRequest, lookup: KeyLookup, nonces: NonceCache,
-                 now: float | None = None) -> KeyRecord:
+                 now: float | None = None, actions: SignatureActions | None = None) -> KeyRecord:
+    """The key that signed ``req``; ``actions`` (strict replay) binds each TC3 signature to its
+    first action."""
     now = time.time() if now is None else now
     if isinstance(req.credentials, Tc3Credentials):
-        return _verify_tc3(req, req.credentials, lookup, now)
+        record = _verify_tc3(req, req.credentials, lookup, now)
+        # A signature that covers X-TC-Action cannot be swapped; bind the others.
+        if (actions is not None and "x-tc-action" not in req.credentials.signed_headers
+                and not actions.bind(req.credentials.signature, req.action or "")):
+            raise ApiError("AuthFailure.SignatureFailure",
+                           "This signature was already used with another action: the request "
+                           "was replayed with a different X-TC-Action (strict replay mode). "
+                           "Sign every request afresh.")
+        return record
     return _verify_v1(req, req.credentials, lookup, nonces, now)
 
 

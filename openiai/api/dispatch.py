@@ -65,6 +65,13 @@ def resolve_action(version: str | None, action: str | None) -> tuple[str, str]:
     return version, action
 
 
+def is_image_action(version: str, action: str) -> bool:
+    """Whether the action takes an image (an ``Image*``/``Url*`` field): inference work, run
+    on the image threads; the others (management, listings) have threads of their own."""
+    fields = ACTIONS.get(version, {}).get(action, {}).get("in", {})
+    return any(name.startswith(("Image", "Url")) for name in fields)
+
+
 def prepare(version: str | None, action: str | None, params: dict | Callable[[], dict],
             admit: Callable[[str], None] | None = None) -> Call:
     """Resolve and validate. ``admit(action)`` runs in between: the rate limiter counts only

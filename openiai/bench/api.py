@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start(timeout=120, wait_ready=True)  # time requests, not model loading
         console.print(f"server on {server.endpoint} (data {data_dir}), up in "
                       f"{time.perf_counter() - t0:.1f} s")
-        key = json.loads(server.cli("keys", "create", "--account", "bench", "--json"))
+        key = json.loads(server.cli("keys", "create", "--account", "bench", "--create", "--json"))
         factory = lambda: Sdk(server.endpoint, key["SecretId"], key["SecretKey"])  # noqa: E731
         t0 = time.perf_counter()
         enrolled = enrol(factory, gallery, console)

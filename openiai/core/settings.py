@@ -50,6 +50,15 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     max_connections: int = 1000
+    # Strict replay (api/auth.py): a TC3 signature is bound to the first action it was used
+    # with for its 5-minute lifetime, so a captured request cannot be replayed as another
+    # action. Off by default (no official client needs it; memory per process).
+    strict_replay: bool = False
+    # Image actions (anything with an Image/Url) run on the `workers` threads; the others
+    # (group and person management, listings) on `metadata_workers` threads of their own, so
+    # they do not queue behind inference. False: one pool for all, as before (for comparison).
+    separate_pools: bool = True
+    metadata_workers: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -92,6 +101,21 @@ class Settings:
     def master_key_path(self) -> Path:
         # Kept beside, not inside, the database: a leaked DB dump alone does not reveal keys.
         return self.data_dir / "master.key"
+
+
+def usual_data_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where data directories usually are: the one ``OPENIAI_DATA_DIR`` names, ``./data`` of
+    the checkout and of the home folder. A command about to create a new, empty data directory
+    looks for data in these first (``openiai`` says so instead of silently starting over)."""
+    env = os.environ if environ is None else environ
+    named = (env.get("OPENIAI_DATA_DIR") or "").strip()
+    dirs = [Path(named)] if named else []
+    return dirs + [Path(__file__).resolve().parents[2] / "data", Path.home() / "data"]
+
+
+def holds_data(data_dir: Path) -> bool:
+    """Whether an openiai data directory is there (its database or its master key)."""
+    return any((Path(data_dir) / name).is_file() for name in ("openiai.db", "master.key"))
 
 
 def _flag(raw: str) -> bool:
@@ -150,4 +174,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
     "OPENIAI_HEADER_TIMEOUT": ("header_timeout", _seconds, "seconds to send a request head"),
     "OPENIAI_BODY_TIMEOUT": ("body_timeout", _seconds, "seconds to send a request body"),
     "OPENIAI_MAX_CONNECTIONS": ("max_connections", _positive_int, "open connections at most"),
+    "OPENIAI_STRICT_REPLAY": ("strict_replay", _flag,
+                              "bind a TC3 signature to the first action it was used with"),
+    "OPENIAI_SEPARATE_POOLS": ("separate_pools", _flag,
+                               "metadata actions on threads of their own, not behind images"),
+    "OPENIAI_METADATA_WORKERS": ("metadata_workers", _positive_int,
+                                 "threads for metadata (non-image) actions"),
 }

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from ..core.clock import now_ms
 from ..core.settings import Settings
 from .db import Database
-from .schema import Account, ApiKey
+from .schema import Account, ApiKey, Group, Person
 
 
 class KeyRecord:
@@ -46,6 +46,37 @@ def load_master_key(path: Path) -> Fernet:
 
 
 @dataclass
+class AccountInfo:
+    id: int
+    name: str
+    keys: int
+    groups: int
+    persons: int
+    created_ms: int
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.keys or self.groups or self.persons)
+
+
+class AccountError(ValueError):
+    """An account name that cannot be used (empty, taken, unknown); the message says which."""
+
+
+def check_account_name(name: str) -> str:
+    """The name, if it can name an account: 1-128 characters, visible, no surrounding spaces."""
+    if not name or not name.strip():
+        raise AccountError("an account name cannot be empty")
+    if name != name.strip():
+        raise AccountError(f"account name {name!r} has spaces around it")
+    if len(name) > 128:
+        raise AccountError(f"an account name has at most 128 characters ({len(name)} given)")
+    if any(not ch.isprintable() for ch in name):
+        raise AccountError(f"account name {name!r} has control or invisible characters")
+    return name
+
+
+@dataclass
 class KeyInfo:
     secret_id: str
     account: str
@@ -69,6 +100,55 @@ class KeyStore:
                 s.add(acc)
                 s.flush()
             return acc.id
+
+    def account_id(self, name: str) -> int | None:
+        with self.db.read() as s:
+            return s.scalar(select(Account.id).where(Account.name == name))
+
+    def create_account(self, name: str) -> int:
+        check_account_name(name)
+        if self.account_id(name) is not None:
+            raise AccountError(f"account {name!r} exists already")
+        return self.ensure_account(name)
+
+    def list_accounts(self) -> list[AccountInfo]:
+        with self.db.read() as s:
+            def counts(column) -> dict[int, int]:
+                return dict(s.execute(select(column, func.count()).group_by(column)).all())
+
+            keys, groups, persons = (counts(ApiKey.account_id), counts(Group.account_id),
+                                     counts(Person.account_id))
+            return [AccountInfo(a.id, a.name, keys.get(a.id, 0), groups.get(a.id, 0),
+                                persons.get(a.id, 0), a.created_ms)
+                    for a in s.scalars(select(Account).order_by(Account.created_ms, Account.id))]
+
+    def rename_account(self, old: str, new: str) -> None:
+        check_account_name(new)
+        with self.db.write() as s:
+            acc = s.scalar(select(Account).where(Account.name == old))
+            if acc is None:
+                raise AccountError(f"no account named {old!r}")
+            if old != new and s.scalar(select(Account.id).where(Account.name == new)) is not None:
+                raise AccountError(f"account {new!r} exists already")
+            acc.name = new
+
+    def delete_account(self, name: str) -> None:
+        """Remove the account and its keys. Groups and persons must be gone already (the
+        caller deletes them through the API, so the vector index hears of it)."""
+        with self.db.write() as s:
+            acc = s.scalar(select(Account).where(Account.name == name))
+            if acc is None:
+                raise AccountError(f"no account named {name!r}")
+            for model in (Group, Person):
+                if s.scalar(select(func.count()).select_from(model)
+                            .where(model.account_id == acc.id)):
+                    raise AccountError(f"account {name!r} still has {model.__tablename__}")
+            secret_ids = list(s.scalars(select(ApiKey.secret_id).where(ApiKey.account_id == acc.id)))
+            s.execute(delete(ApiKey).where(ApiKey.account_id == acc.id))
+            s.delete(acc)
+        with self._lock:
+            for secret_id in secret_ids:
+                self._cache.pop(secret_id, None)
 
     def create_key(self, account: str) -> tuple[str, str]:
         account_id = self.ensure_account(account)
