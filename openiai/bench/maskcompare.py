@@ -31,7 +31,6 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
