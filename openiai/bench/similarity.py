@@ -82,6 +82,24 @@ def load_splits(workers: int = 2, cache_dir: Path = CACHE_DIR) -> dict[str, Spli
     }
 
 
+def label_check(splits: dict[str, Split]) -> None:
+    """How often an image's nearest other image (highest cosine) carries its identity label:
+    high when the labels name the people in the pictures. CelebA-HQ's labels.csv fails it
+    (its identity 138 holds six different people; 1410.jpg and 14948.jpg, one woman, carry two
+    identities), so its genuine pairs are not genuine and its impostor tail is not impostors."""
+    for key in ("LFW", "CelebA-HQ fit"):
+        split = splits[key]
+        multi = np.isin(split.ids, np.flatnonzero(np.bincount(split.ids) > 1))
+        hits = []
+        for s in range(0, len(split.emb), 1024):
+            sims = split.emb[s:s + 1024] @ split.emb.T
+            sims[np.arange(len(sims)), np.arange(s, s + len(sims))] = -2
+            hits.append(split.ids[sims.argmax(1)] == split.ids[s:s + 1024])
+        hit = np.concatenate(hits)[multi]
+        print(f"label check, {split.name}: the nearest other image has the same identity for "
+              f"{100 * hit.mean():.1f} % of {hit.size} images whose identity has several")
+
+
 def fit_table(tails: list[Tail], fars) -> list[dict]:
     """Per FAR, the largest measurable quantile of the data sets (the worst one meets it)."""
     rows = []
@@ -118,18 +136,20 @@ def main_similarity(argv: list[str] | None = None) -> int:
     if args.write_table:
         import json
 
-        rows = fit_table([tails["LFW fit"], tails["CelebA-HQ fit"]],
-                         sorted(scores.SIMILARITY_ANCHOR_SCORES, reverse=True))
-        table = {"about": "DetectFaceSimilarity: per FAR the larger impostor-cosine quantile of LFW and "
-                          "CelebA-HQ (fit identities); see openiai/bench/similarity.py.",
-                 "dataset": f"LFW fit identities ({tails['LFW fit'].n} ordered impostor pairs), "
-                            f"CelebA-HQ fit identities ({tails['CelebA-HQ fit'].n})",
+        # CelebA-HQ's identity column does not match its faces (see label_check), so its
+        # "impostor" tail holds unlabelled same-person pairs: the table is fitted on LFW alone.
+        rows = fit_table([tails["LFW fit"]], sorted(scores.SIMILARITY_ANCHOR_SCORES, reverse=True))
+        table = {"about": "DetectFaceSimilarity: impostor-cosine quantiles of LFW's fit identities "
+                          "(CelebA-HQ's identity labels do not match its faces, so it is not used); "
+                          "see openiai/bench/similarity.py.",
+                 "dataset": f"LFW fit identities ({tails['LFW fit'].n} ordered impostor pairs)",
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "anchors": rows}
         scores.anchors("3.0", table, name="similarity")  # refuse a non-monotone table
         args.write_table.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.write_table}")
         scores.calibration.cache_clear()
         scores._knots.cache_clear()
+    label_check(splits)
     print("DetectFaceSimilarity (fixed threshold 70 = FAR 1e-4), Score >= t:")
     for key, split in splits.items():
         gen = split.genuine()
@@ -159,8 +179,9 @@ def main_calibration(argv: list[str] | None = None) -> int:
     same = np.array([p.same for p in pairs])
     acc, std, _ = evaluate.ten_fold_accuracy(cos, same, np.array([p.fold for p in pairs]))
     print(f"LFW pairs.txt 10-fold accuracy {100 * acc:.2f} % +- {100 * std:.2f} (labelled face)")
+    label_check(splits)
     anchors = {40: 1e-3, 50: 1e-4, 60: 1e-5}
-    worst = dict.fromkeys(anchors, 0.0)
+    worst = dict.fromkeys(anchors, 0.0)  # over the data sets whose labels pass the check
     for key in ("LFW", "LFW held-out", "CelebA-HQ held-out", "CelebA-HQ fit"):
         split, tail = splits[key], splits[key].impostors()
         gen = split.genuine()
@@ -171,14 +192,16 @@ def main_calibration(argv: list[str] | None = None) -> int:
         fars = []
         for s, target in anchors.items():
             f = tail.far_at(scores.cosine_for_score(s, "3.0"))
-            if key != "CelebA-HQ fit":
+            if key.startswith("LFW"):
                 worst[s] = max(worst[s], f / target)
             fars.append(f"@{s} {f:.2e} ({f / target:.2f}x)")
         print(f"{split.name:<32} {tail.n:>10} impostor / {len(gen):>6} genuine pairs")
         print(f"    TAR @ FAR 1e-3/1e-4/1e-5: {' / '.join(tars)}")
         print(f"    FAR at score (target 1e-3/1e-4/1e-5): {'; '.join(fars)}")
     verdict = ["within 2x" if r <= 2 else "MISSES by more than 2x" for r in worst.values()]
-    print("worst data set vs the anchor: " + "; ".join(
+    print("CelebA-HQ: its identity labels fail the label check, so its 'impostor' pairs include "
+          "same-person pairs and its FARs are upper bounds; the shipped table is not refitted on them.")
+    print("worst LFW split vs the anchor: " + "; ".join(
         f"{s}: {r:.2f}x {v}" for (s, r), v in zip(worst.items(), verdict)))
     return 0
 
