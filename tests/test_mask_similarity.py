@@ -132,3 +132,26 @@ def test_largest_face_is_compared(engine_inproc):
     both = encode_pixels(np.ascontiguousarray(canvas[:, :, ::-1]))
     for action, threshold in (("CompareMaskFace", 60), ("DetectFaceSimilarity", 70)):
         assert engine_inproc.call(action, ImageA=both, ImageB=AARON_2)["Score"] >= threshold
+
+
+def test_the_mask_detector_picks_the_comparison(engine_inproc):
+    """A masked face sends the pair to the upper face and the masked table; two clean faces
+    stay on the whole face and CompareFace's table."""
+    import base64
+
+    from openiai.services.mask_compare import compare_masked
+    from openiai.vision.image import decode_bytes
+
+    services = engine_inproc.services
+
+    def face(data):
+        pixels = decode_bytes(base64.b64decode(data)).pixels
+        return pixels, services.faces.detect(pixels)[0]
+
+    masked_pair = compare_masked(services.faces, services.attributes,
+                                 [face(masked("Aaron_Peirsol", 1)), face(AARON_2)])
+    assert masked_pair.table == "mask" and masked_pair.p_mask[0] >= 0.5 > masked_pair.p_mask[1]
+    clean_pair = compare_masked(services.faces, services.attributes, [face(AARON_1), face(AARON_2)])
+    assert clean_pair.table == "compare" and max(clean_pair.p_mask) < 0.5
+    whole = services.faces.features_of([face(AARON_1), face(AARON_2)], "3.0")
+    assert abs(clean_pair.cosine - float(whole[0] @ whole[1])) < 1e-5
