@@ -530,6 +530,12 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "attributes": ("openiai.bench.attributes", "face attributes and landmarks"),
         "liveness": ("openiai.bench.liveness",
                      "DetectLiveFace*: subject-held-out APCER/BPCER/AUC and cost"),
+        "maskcompare": ("openiai.bench.maskcompare",
+                        "CompareMaskFace: LFW with one face masked, real masked photos"),
+        "similarity": ("openiai.bench.similarity",
+                       "DetectFaceSimilarity: FAR/TAR at 70 on LFW and CelebA-HQ"),
+        "calibration": ("openiai.bench.calibration",
+                        "CompareFace 3.0: FAR at 40/50/60 on LFW and CelebA-HQ held-out"),
     }, "openiai.bench.evaluate"),  # `openiai eval --lfw DIR` stays LFW's, as before
     "bench": ("benchmarks (timings on this machine)", {
         "search": ("openiai.bench.search", "vector search latency/recall (e.g. --n 100000)"),

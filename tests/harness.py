@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from tencentcloud.common import credential
+from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
@@ -19,7 +20,7 @@ from tencentcloud.iai.v20200303 import models as models_2020
 
 from openiai.bench.server import OPENIAI, REPO, Server, free_port
 
-__all__ = ["OPENIAI", "REPO", "SDK", "SIGNINGS", "Api", "Server", "free_port"]
+__all__ = ["OPENIAI", "REPO", "SDK", "SIGNINGS", "Api", "Common", "Server", "free_port"]
 
 SDK = {
     "2020-03-03": (iai_client_2020, models_2020),
@@ -64,3 +65,26 @@ class Api:
 
     def code(self, action: str, **params) -> str:
         return self.error(action, **params).code
+
+
+class Common:
+    """The SDK's CommonClient (how callers reach actions the typed SDK lacks, or send what its
+    models would not: another API version, unknown parameters, wrong JSON types), answering
+    like :class:`Api`: ``call`` returns the Response fields, ``code`` the error code."""
+
+    def __init__(self, api: Api, version: str) -> None:
+        profile = ClientProfile(httpProfile=HttpProfile(
+            protocol="http", endpoint=api.server.endpoint, reqTimeout=120))
+        self.client = CommonClient("iai", version, credential.Credential(
+            api.secret_id, api.secret_key), "ap-guangzhou", profile)
+
+    def call(self, action: str, **params) -> dict:
+        return self.client.call_json(action, params)["Response"]
+
+    def code(self, action: str, **params) -> str:
+        try:
+            result = self.call(action, **params)
+        except TencentCloudSDKException as exc:
+            assert exc.code and exc.requestId
+            return exc.code
+        raise AssertionError(f"{action} succeeded but an error was expected: {result}")

@@ -16,41 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tencentcloud.common import credential
-from tencentcloud.common.common_client import CommonClient
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
-
 from conftest import TESTDATA
+from harness import Common
 from images import b64, encode_pixels, load_bgr, lfw
 
 LIVE = "insightface/inspireface_test_res/data/bulk/image_T1.jpeg"  # a live selfie
 SCREEN = "insightface/inspireface_test_res/data/bulk/rgb_fake.jpg"  # a phone screen
 PRINT = "liveness/nuaa/spoof/0004/0004_01_08_03_347.jpg"  # a printed photo (NUAA)
 NO_FACE = "dlib/no_face/dog.jpg"
-
-
-class Common:
-    """The SDK's CommonClient (how callers reach actions the typed SDK lacks), answering
-    like harness.Api: ``call`` returns the Response fields, ``code`` the error code."""
-
-    def __init__(self, api, version: str) -> None:
-        profile = ClientProfile(httpProfile=HttpProfile(
-            protocol="http", endpoint=api.server.endpoint, reqTimeout=120))
-        self.client = CommonClient("iai", version, credential.Credential(
-            api.secret_id, api.secret_key), "ap-guangzhou", profile)
-
-    def call(self, action: str, **params) -> dict:
-        return self.client.call_json(action, params)["Response"]
-
-    def code(self, action: str, **params) -> str:
-        try:
-            result = self.call(action, **params)
-        except TencentCloudSDKException as exc:
-            assert exc.code and exc.requestId
-            return exc.code
-        raise AssertionError(f"{action} succeeded but an error was expected: {result}")
 
 
 def _small_face() -> str:

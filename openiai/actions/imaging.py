@@ -44,17 +44,20 @@ def flag(raw: int | None) -> bool:
 
 
 def find_faces(ctx: Context, image_b64: str | None, url: str | None, *, max_faces: int = 1,
-               min_face_size: int | None = None, rotate: bool = False) -> Found:
+               min_face_size: int | None = None, rotate: bool = False,
+               retry_score_threshold: float | None = None) -> Found:
     pipeline = ctx.services.faces
     img = pipeline.load(image_b64, url)
     return Found(img, pipeline.find_faces(img, max_faces=max_faces, min_face_size=min_face_size,
-                                          rotate=rotate))
+                                          rotate=rotate,
+                                          retry_score_threshold=retry_score_threshold))
 
 
-def largest_face(ctx: Context, image_b64, url, *, rotate=False,
-                 quality: int = 0) -> tuple[DecodedImage, Face]:
+def largest_face(ctx: Context, image_b64, url, *, rotate=False, quality: int = 0,
+                 retry_score_threshold: float | None = None) -> tuple[DecodedImage, Face]:
     """The largest face, held to QualityControl ``quality``."""
-    found = find_faces(ctx, image_b64, url, max_faces=1, rotate=rotate)
+    found = find_faces(ctx, image_b64, url, max_faces=1, rotate=rotate,
+                       retry_score_threshold=retry_score_threshold)
     face = found.faces[0]
     ctx.services.faces.require_quality(found.image.pixels, face, quality)
     return found.image, face

@@ -32,6 +32,7 @@ from ..vision.landmarks import dense_shape, face_shape, ibug68
 from ..vision.mesh import Mesh
 from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
 from ..vision.rotation import detect_rotated
+from ..vision.upper_face import occlude_lower
 from ..vision.types import DecodedImage, Face
 
 T = TypeVar("T")
@@ -71,10 +72,16 @@ class FacePipeline:
             return detect_rotated(run, pixels).faces if rotate else run(pixels)
 
     def find_faces(self, image: DecodedImage, *, max_faces: int = 1,
-                   min_face_size: int | None = None, rotate: bool = False) -> list[Face]:
-        """:meth:`detect` with the documented errors when nothing is found."""
+                   min_face_size: int | None = None, rotate: bool = False,
+                   retry_score_threshold: float | None = None) -> list[Face]:
+        """:meth:`detect` with the documented errors when nothing is found; with
+        ``retry_score_threshold``, a picture with no face at the default threshold is searched
+        once more at that one (CompareMaskFace: masked faces score low)."""
         size = MIN_FACE_SIZE_DEFAULT if min_face_size is None else min_face_size
         faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces, rotate=rotate)
+        if not faces and retry_score_threshold is not None:
+            faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces,
+                                rotate=rotate, score_threshold=retry_score_threshold)
         if not faces:
             if min_face_size is not None and self.detect(image.pixels, min_face_size=1):
                 raise ApiError("FailedOperation.FaceSizeTooSmall",
@@ -99,6 +106,20 @@ class FacePipeline:
         # Alignment is timed as part of "embed": it only prepares the recognizer's input.
         with stage("embed"):
             crops = [recognizer.align(pixels, face) for pixels, face in items]
+            with self._slots:
+                return np.asarray(recognizer.embed(crops), np.float32)
+
+    def upper_face_features(self, items: list[tuple[np.ndarray, Face]],
+                            model_version: str) -> np.ndarray:
+        """(n, dim) unit features of the faces' upper halves: the recognizer's aligned crop with
+        everything from the nose tip down painted out (:mod:`openiai.vision.upper_face`), what
+        CompareMaskFace compares when a face wears a mask."""
+        spec = versions.get(model_version)
+        recognizer = self.zoo.get(spec.recognizer)
+        if not items:
+            return np.zeros((0, spec.dim), np.float32)
+        with stage("embed"):
+            crops = [occlude_lower(recognizer.align(pixels, face)) for pixels, face in items]
             with self._slots:
                 return np.asarray(recognizer.embed(crops), np.float32)
 

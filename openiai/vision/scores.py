@@ -31,6 +31,17 @@ import numpy as np
 from ..core import versions
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+# Other measured tables, same format: CompareMaskFace's upper-face comparison
+# (:mod:`openiai.vision.upper_face`, written by ``openiai eval maskcompare --write-table``) and
+# DetectFaceSimilarity's (written by ``openiai eval similarity --write-table``).
+TABLES = {"compare": CALIBRATION_PATH,
+          "mask": CALIBRATION_PATH.with_name("mask_calibration.json"),
+          "similarity": CALIBRATION_PATH.with_name("similarity_calibration.json")}
+# DetectFaceSimilarity: "we recommend 70 as the threshold (a fixed threshold, FAR 1e-4)". The
+# other knots continue the same 10 points per decade of FAR, so the score is a log-FAR scale.
+SIMILARITY_ANCHOR_SCORES = {0.5: 33.0, 1e-1: 40.0, 1e-2: 50.0, 1e-3: 60.0, 1e-4: 70.0,
+                            1e-5: 80.0}
+SIMILARITY_THRESHOLD = 70.0
 
 
 # VerifyFace, "IsMatch: Whether the person is the one in the image. The fixed threshold score
@@ -39,16 +50,22 @@ CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 DEFAULT_VERIFY_THRESHOLD = 60.0
 
 
-@lru_cache(maxsize=1)
-def calibration() -> dict:
-    with open(CALIBRATION_PATH, encoding="utf-8") as f:
+@lru_cache(maxsize=4)
+def calibration(name: str = "compare") -> dict:
+    with open(TABLES[name], encoding="utf-8") as f:
         return json.load(f)
 
 
-def anchors(model_version: str = "3.0", table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def anchor_scores(model_version: str, name: str = "compare") -> dict:
+    """FAR -> score of a table: the version's documented anchors, or DetectFaceSimilarity's."""
+    return SIMILARITY_ANCHOR_SCORES if name == "similarity" else versions.get(model_version).anchor_scores
+
+
+def anchors(model_version: str = "3.0", table: dict | None = None,
+            name: str = "compare") -> tuple[np.ndarray, np.ndarray]:
     """(cosines, scores) knots of the map, strictly increasing in both."""
-    table = table or calibration()
-    wanted = versions.get(model_version).anchor_scores
+    table = table or calibration(name)
+    wanted = anchor_scores(model_version, name)
     knots = [(-1.0, 0.0)]
     for row in sorted(table["anchors"], key=lambda r: r["cosine"]):
         score = wanted.get(float(row["far"]))
@@ -64,26 +81,26 @@ def anchors(model_version: str = "3.0", table: dict | None = None) -> tuple[np.n
 
 
 @lru_cache(maxsize=8)
-def _knots(model_version: str):
-    return anchors(model_version)
+def _knots(model_version: str, name: str = "compare"):
+    return anchors(model_version, name=name)
 
 
-def score_from_cosine(cos, model_version: str = "3.0"):
-    """Score 0..100 for a cosine (float or array; arrays give arrays)."""
-    xs, ys = _knots(model_version)
+def score_from_cosine(cos, model_version: str = "3.0", table: str = "compare"):
+    """Score 0..100 for a cosine (float or array; arrays give arrays) through the named table."""
+    xs, ys = _knots(model_version, table)
     out = np.interp(np.clip(np.asarray(cos, dtype=np.float64), -1.0, 1.0), xs, ys)
     return float(out) if np.ndim(out) == 0 else out
 
 
-def score(cos: float, model_version: str = "3.0") -> float:
+def score(cos: float, model_version: str = "3.0", table: str = "compare") -> float:
     """The wire Score of one cosine: calibrated, rounded to 2 decimals (CompareFace, Verify*,
     search candidates and CreateFace's threshold all use this one rounding)."""
-    return round(float(score_from_cosine(float(cos), model_version)), 2)
+    return round(float(score_from_cosine(float(cos), model_version, table)), 2)
 
 
-def cosine_for_score(score: float, model_version: str = "3.0") -> float:
+def cosine_for_score(score: float, model_version: str = "3.0", table: str = "compare") -> float:
     """The cosine at which `score` is reached (inverse of :func:`score_from_cosine`)."""
-    xs, ys = _knots(model_version)
+    xs, ys = _knots(model_version, table)
     return float(np.interp(min(max(float(score), 0.0), 100.0), ys, xs))
 
 
