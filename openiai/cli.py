@@ -331,6 +331,8 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "attributes": ("openiai.bench.attributes", "face attributes and landmarks"),
         "liveness": ("openiai.bench.liveness",
                      "DetectLiveFace*: subject-held-out APCER/BPCER/AUC and cost"),
+        "celeba-far": ("openiai.bench.celeba_far",
+                       "score table FAR on CelebA-HQ held-out identities (--model-version)"),
     }, "openiai.bench.evaluate"),  # `openiai eval --lfw DIR` stays LFW's, as before
     "bench": ("benchmarks (timings on this machine)", {
         "search": ("openiai.bench.search", "vector search latency/recall (e.g. --n 100000)"),
