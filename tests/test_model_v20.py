@@ -64,8 +64,7 @@ def test_2_0_group_enrols_and_searches_with_dlib_features(inproc):
 
     from openiai.core.features import from_bytes
     from openiai.store.schema import Face, FaceFeature
-    from openiai.vision.canonical import decode_crop
-    from openiai.vision.types import Face as DetectedFace
+    from openiai.services.reextract import crop_face
 
     services = inproc.services
     inproc.call("CreateGroup", GroupId="old", GroupName="Old", FaceModelVersion="2.0")
@@ -85,10 +84,8 @@ def test_2_0_group_enrols_and_searches_with_dlib_features(inproc):
     assert float(stored["2.0"] @ dlib_1) > 0.999 and float(stored["2.0"] @ sface_1) < 0.5
     # The stored canonical crop gives dlib the same face back (what a re-extraction reads).
     model = services.faces.zoo.get("dlib_resnet")
-    pixels = decode_crop(crop)
-    crop_face = DetectedFace(box=np.array([0, 0, pixels.shape[1], pixels.shape[0]], np.float32),
-                             score=1.0, landmarks=landmarks)
-    again = model.embed([model.align(pixels, crop_face)])[0]
+    pixels, face_in_crop = crop_face(crop, landmarks)
+    again = model.embed([model.align(pixels, face_in_crop)])[0]
     assert float(again @ stored["2.0"]) > 0.99
 
     hit = inproc.call("SearchFaces", GroupIds=["old"], Image=AARON_2, MaxPersonNum=2)
