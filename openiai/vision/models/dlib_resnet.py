@@ -12,8 +12,8 @@ points. dlib's predictor starts from a box as dlib's HOG detector draws it; the 
 come from YuNet, so the box is placed from YuNet's 5 points with a fit measured on 379 LFW
 faces that both detectors found (``BOX_*`` below: the HOG box centre sits 0.12 / 0.04
 eye-to-mouth distances left of / above the centre of the eyes and mouth, and is 2.44 such
-distances wide). The box is set in the face's own frame (it turns with the eye line), so the
-same face gives the same chip from the original photo or from its stored canonical crop.
+distances wide; ``tools/measure_dlib_box.py``). The box is set in the face's own frame (it
+turns with the eye line), so the same face gives the same chip from the original photo or from its stored canonical crop.
 
 Descriptors are returned unit-length; scores are calibrated on their cosines
 (``calibration_dlib_resnet.json``).
@@ -54,7 +54,7 @@ SHAPE_FILE = ModelFile(
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-# dlib HOG box from YuNet's points (medians over 379 LFW faces, tools in the docstring above),
+# dlib HOG box from YuNet's points (medians over 379 LFW faces, tools/measure_dlib_box.py),
 # in units of the eye-centre to mouth-centre distance, along / across the eye line.
 BOX_ALONG = -0.117
 BOX_ACROSS = -0.036
