@@ -13,7 +13,8 @@ come from YuNet, so the box is placed from YuNet's 5 points with a fit measured 
 faces that both detectors found (``BOX_*`` below: the HOG box centre sits 0.12 / 0.04
 eye-to-mouth distances left of / above the centre of the eyes and mouth, and is 2.44 such
 distances wide; ``tools/measure_dlib_box.py``). The box is set in the face's own frame (it
-turns with the eye line), so the same face gives the same chip from the original photo or from its stored canonical crop.
+turns with the eye line), so the same face gives the same chip from the original photo or
+from its stored canonical crop.
 
 Descriptors are returned unit-length; scores are calibrated on their cosines
 (``calibration_dlib_resnet.json``).
