@@ -241,7 +241,11 @@ def test_previous_release_data_serves_after_upgrade(tmp_path, database_url):
         rows = stored_rows(url, [f.pk for f in old.faces])
         for f in old.faces:
             version, vectors, crop, landmarks = rows[f.pk]
-            assert version == f.version and vectors == {f.version: f.feature}
+            assert version == f.version
+            if f.version == "2.0":  # an SFace vector; 2.0's own is re-extracted (migration 0004)
+                assert vectors["2.0sface"] == f.feature and set(vectors) == {"2.0", "2.0sface"}
+            else:
+                assert vectors == {f.version: f.feature}
             assert crop == f.crop and decode_crop(crop).shape == (112, 112, 3)
             assert np.allclose(landmarks, SFACE_TEMPLATE)
 
@@ -254,7 +258,8 @@ def test_previous_release_data_serves_after_upgrade(tmp_path, database_url):
                 for f in old.of(person):
                     hit = top(api.call("SearchFaces", GroupIds=[group], Image=image(f.photo)))
                     assert (hit["FaceId"], hit["PersonId"]) == (f.face_id, person), (group, f)
-                    assert hit["Score"] > 99
+                    # 2.0's dlib vector comes from the old 112 px crop (black past its edges).
+                    assert hit["Score"] > (99 if version == "3.0" else 90), (hit, version)
                 if version == "3.0":
                     first, second = old.of(person)
                     out = api.call("SearchPersons", GroupIds=[group], Image=image(first.photo))
@@ -341,7 +346,9 @@ def test_downgrade_restores_the_previous_schema(tmp_path, database_url):
 
         migrate(engine, "head")  # and up again: the same rows as the first upgrade
         rows = stored_rows(url, [f.pk for f in old.faces] + [new_pk])
-        assert all(rows[f.pk][1] == {f.version: f.feature} for f in old.faces)
+        # (2.0's SFace vectors step aside until a server re-extracts: migration 0004)
+        assert all(rows[f.pk][1] == {"2.0sface" if f.version == "2.0" else f.version: f.feature}
+                   for f in old.faces)
         assert list(rows[new_pk][1]) == ["3.0"] and rows[new_pk][2] == png
         db = Database(url)
         with db.write() as s:

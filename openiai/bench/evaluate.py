@@ -17,6 +17,7 @@ scores on all cross-identity pairs of the 9,056 images, and throughput.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,21 @@ def read_pairs(path: Path, lfw: Path) -> list[Pair]:
     return pairs
 
 
+def sample_pairs(pairs: list[Pair], n: int | None) -> list[Pair]:
+    """The first ``n`` pairs of a seeded shuffle (all when ``n`` is None), in file order: a
+    smaller sample is part of a larger one, so one embedding cache serves both. For a
+    recognizer too slow to embed all of LFW here (dlib's ResNet: ~0.12 CPU-s a face)."""
+    if not n or n >= len(pairs):
+        return list(pairs)
+    order = list(range(len(pairs)))
+    random.Random(0).shuffle(order)
+    return [pairs[i] for i in sorted(order[:n])]
+
+
+def pair_images(pairs: list[Pair]) -> list[Path]:
+    return sorted({p.a for p in pairs} | {p.b for p in pairs})
+
+
 def all_images(lfw: Path) -> list[Path]:
     return sorted((lfw / "images").glob("*/*.jpg"))
 
@@ -103,7 +119,8 @@ def pick_face(faces: list[Face], h: int, w: int, policy: str) -> list[Face]:
     return [min(big, key=lambda f: float(np.linalg.norm(f.box[:2] + f.box[2:] / 2 - centre)))]
 
 
-def embed_file(engine, path: Path, policy: str = "largest") -> tuple[np.ndarray, int]:
+def embed_file(engine, path: Path, policy: str = "largest",
+               model_version: str = versions.DEFAULT) -> tuple[np.ndarray, int]:
     from openiai.vision.image import decode_bytes
 
     pixels = decode_bytes(Path(path).read_bytes()).pixels
@@ -117,7 +134,7 @@ def embed_file(engine, path: Path, policy: str = "largest") -> tuple[np.ndarray,
     faces = pick_face(faces, h, w, policy)
     if not faces:
         faces, status = [centred_face(h, w)], CENTRED
-    return engine.feature(pixels, faces[0], versions.DEFAULT), status
+    return engine.feature(pixels, faces[0], model_version), status
 
 
 def progress_bar():
@@ -131,30 +148,35 @@ def progress_bar():
 
 
 def embed_files(
-    paths: list[Path], workers: int = 2, cache: Path | None = None, label: str = "embedding", policy: str = "largest"
+    paths: list[Path], workers: int = 2, cache: Path | None = None, label: str = "embedding", policy: str = "largest",
+    model_version: str = versions.DEFAULT,
 ):
-    """(n, 128) embeddings, per-image fallback status, seconds; `cache` (.npz) skips recomputation."""
+    """(n, dim) embeddings under ``model_version``, per-image fallback status, seconds; `cache`
+    (.npz) skips recomputation."""
     keys = np.array([str(Path(p).resolve()) for p in paths])
     if cache and Path(cache).is_file():
         data = np.load(cache, allow_pickle=False)
         index = {k: i for i, k in enumerate(data["paths"])}
-        if "policy" in data.files and str(data["policy"]) == policy and all(k in index for k in keys):
+        cached_version = str(data["version"]) if "version" in data.files else versions.DEFAULT
+        if ("policy" in data.files and str(data["policy"]) == policy and cached_version == model_version
+                and all(k in index for k in keys)):
             sel = np.array([index[k] for k in keys], dtype=np.int64)
             return data["emb"][sel], data["status"][sel], float(data["seconds"]) * len(keys) / len(data["paths"])
     engine = face_pipeline()
-    engine.warmup(("yunet", versions.get(versions.DEFAULT).recognizer))
-    emb = np.zeros((len(paths), versions.get(versions.DEFAULT).dim), np.float32)
+    engine.warmup(("yunet", versions.get(model_version).recognizer))
+    emb = np.zeros((len(paths), versions.get(model_version).dim), np.float32)
     status = np.zeros(len(paths), np.int8)
     start = time.perf_counter()
     with progress_bar() as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         task = bar.add_task(label, total=len(paths))
-        for i, (vec, st) in enumerate(pool.map(lambda p: embed_file(engine, p, policy), paths)):
+        for i, (vec, st) in enumerate(pool.map(lambda p: embed_file(engine, p, policy, model_version), paths)):
             emb[i], status[i] = vec, st
             bar.advance(task)
     seconds = time.perf_counter() - start
     if cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, paths=keys, emb=emb, status=status, seconds=np.float64(seconds), policy=np.str_(policy))
+        np.savez(cache, paths=keys, emb=emb, status=status, seconds=np.float64(seconds), policy=np.str_(policy),
+                 version=np.str_(model_version))
     return emb, status, seconds
 
 
@@ -232,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="images embedded concurrently")
     ap.add_argument("--cache", type=Path, default=None, help=".npz embedding cache (shared with calibrate)")
     ap.add_argument("--no-impostors", action="store_true", help="skip the all-pairs impostor FAR check")
+    ap.add_argument("--model-version", choices=versions.names(), default=versions.DEFAULT,
+                    help="FaceModelVersion whose recognizer is evaluated (default %(default)s)")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="use only this many pairs (seeded sample, as calibrate --sample) and "
+                         "their images, also for the all-pairs impostor FAR")
     ap.add_argument("--face", choices=("largest", "centre"), default="largest",
                     help="which detected face represents an image: the API's choice (largest) or LFW's labelled person (centre)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -240,10 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     lfw = lfw_dir(args.lfw)
     pairs = read_pairs(lfw / args.pairs, lfw)
+    version = versions.get(args.model_version)
     paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
     if not args.no_impostors:
         paths = sorted(set(paths) | set(all_images(lfw)))
-    emb, status, seconds = embed_files(paths, args.workers, args.cache, policy=args.face)
+    if args.sample:  # the sampled pairs' images stand for LFW, impostors included
+        pairs = sample_pairs(pairs, args.sample)
+        paths = pair_images(pairs)
+    emb, status, seconds = embed_files(paths, args.workers, args.cache, policy=args.face,
+                                       model_version=version.name)
     index = {p: i for i, p in enumerate(paths)}
     ia = np.array([index[p.a] for p in pairs])
     ib = np.array([index[p.b] for p in pairs])
@@ -259,22 +291,25 @@ def main(argv: list[str] | None = None) -> int:
         ("dataset", f"{lfw} ({args.pairs}: {same.sum()} same + {(~same).sum()} different pairs)"),
         ("images embedded", f"{len(paths)} (no face at score {DEFAULT_SCORE_THRESHOLD}: {int((status > 0).sum())}; "
                             f"found at {RETRY_SCORE_THRESHOLD}: {int((status == LOW_THRESHOLD).sum())}; centred fallback: {int((status == CENTRED).sum())})"),
-        ("pipeline", f"decode -> YuNet, {args.face} face (MinFaceSize 34) -> alignCrop -> SFace (onnxruntime)"),
+        ("pipeline", f"decode -> YuNet, {args.face} face (MinFaceSize 34) -> FaceModelVersion {version.name}: "
+                     f"{version.recognizer} (its own alignment)"),
         ("threads", f"{args.workers} workers x OPENIAI_ORT_THREADS={Settings.from_env().ort_threads}"),
         ("throughput", f"{len(paths) / seconds:.1f} images/s ({1000 * seconds / len(paths):.1f} ms/image wall)"),
-        ("10-fold accuracy", f"{100 * acc:.2f} % +- {100 * std:.2f} (mean threshold cos {thr:.3f} = score {scores.score_from_cosine(thr):.1f})"),
+        ("10-fold accuracy", f"{100 * acc:.2f} % +- {100 * std:.2f} (mean threshold cos {thr:.3f} = score {scores.score_from_cosine(thr, version.name):.1f})"),
     ]
     for far in (1e-3, 1e-4):
         tar, t = tar_at_far(gen, imp, far)
         rows.append((f"TAR @ FAR {far:g} ({len(imp)} pairs)", f"{100 * tar:.2f} % (cos > {t:.3f})"))
-    for score, far in ((40, "1e-3"), (50, "1e-4"), (60, "1e-5")):
-        t = scores.cosine_for_score(score)
-        rows.append((f"TAR @ score {score} (cos {t:.3f}, calibrated FAR {far})", f"{100 * (gen >= t).mean():.2f} %; "
-                     f"FAR on pairs.txt impostors {100 * (imp >= t).mean():.3f} %"))
+    for far in (1e-3, 1e-4, 1e-5):
+        score = version.anchor_scores[far]
+        t = scores.cosine_for_score(score, version.name)
+        rows.append((f"TAR @ score {score:g} (cos {t:.3f}, calibrated FAR {far:g})",
+                     f"{100 * (gen >= t).mean():.2f} %; FAR on pairs.txt impostors {100 * (imp >= t).mean():.3f} %"))
     if not args.no_impostors:
-        all_idx = np.array([index[p] for p in all_images(lfw)])
+        all_idx = np.array([index[p] for p in paths])
         e, ids = emb[all_idx], merge_aliases([paths[i] for i in all_idx])
-        thresholds = {s: scores.cosine_for_score(s) for s in (30, 40, 50, 60, 70)}
+        table = {version.anchor_scores[f]: f for f in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6) if f in version.anchor_scores}
+        thresholds = {s: scores.cosine_for_score(s, version.name) for s in table}
         counts = dict.fromkeys(thresholds, 0)
         total = 0
         for block in impostor_blocks(e, ids):
@@ -282,8 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             for s, t in thresholds.items():
                 counts[s] += int((block >= t).sum())
         for s in thresholds:
-            target = {30: 1e-2, 40: 1e-3, 50: 1e-4, 60: 1e-5, 70: "-"}[s]
-            rows.append((f"FAR @ score {s} (table: {target})",
+            rows.append((f"FAR @ score {s:g} (table: {table[s]:g})",
                          f"{counts[s] / total:.2e} ({counts[s]} of {total} cross-identity pairs)"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

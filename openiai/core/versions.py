@@ -14,9 +14,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ModelVersion:
     name: str
-    # The model zoo's name for the network that embeds this version's faces. Tencent's 2.0 and
-    # 3.0 are different networks; until a second open recognizer ships, both select SFace
-    # (scores are calibrated per recognizer, so each version keeps its documented anchors).
+    # The model zoo's name for the network that embeds this version's faces: as in Tencent's
+    # service, 2.0 and 3.0 are different networks (dlib's ResNet and SFace), so their features
+    # never mix; scores are calibrated per recognizer (openiai.vision.scores).
     recognizer: str
     dim: int
     # Documented score anchors, false-accept rate -> score ("3.0: 40/50/60 = FAR 1e-3/1e-4/
@@ -31,7 +31,7 @@ class ModelVersion:
 
 VERSIONS: dict[str, ModelVersion] = {
     "2.0": ModelVersion(
-        name="2.0", recognizer="sface", dim=128,
+        name="2.0", recognizer="dlib_resnet", dim=128,
         anchor_scores={0.5: 40.0, 1e-1: 50.0, 1e-2: 60.0, 1e-3: 70.0, 1e-4: 80.0, 1e-5: 90.0},
         search_faces_limit=1_000_000, person_search=False),
     "3.0": ModelVersion(

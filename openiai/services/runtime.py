@@ -10,6 +10,7 @@ from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
 from .liveness import LivenessEstimator
+from .reextract import reextract_missing
 
 
 class Services:
@@ -34,6 +35,8 @@ class Services:
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
+            if owner:  # before the index loads: faces lacking their own version's vector
+                self.reextracted = reextract_missing(self.db, self.faces)
             self._start_index(settings, owner, background)
 
     def _start_index(self, settings: Settings, owner: bool, background: bool) -> None:

@@ -17,6 +17,10 @@ FAR   0.5     1e-1   1e-2   1e-3   1e-4   1e-5   1e-6
 ====  ======  =====  =====  =====  =====  =====  =====
 
 FARs the calibration set cannot measure (too few impostor pairs above the cosine) are left out.
+
+Each recognizer has its own table: ``calibration.json`` is SFace's (3.0),
+``calibration_<recognizer>.json`` another's (``calibration_dlib_resnet.json``: dlib's ResNet,
+2.0); a version reads the table of its recognizer (:attr:`openiai.core.versions.ModelVersion.recognizer`).
 """
 
 from __future__ import annotations
@@ -50,9 +54,19 @@ SIMILARITY_THRESHOLD = 70.0
 DEFAULT_VERIFY_THRESHOLD = 60.0
 
 
-@lru_cache(maxsize=4)
-def calibration(name: str = "compare") -> dict:
-    with open(TABLES[name], encoding="utf-8") as f:
+def calibration_path(recognizer: str = "sface", name: str = "compare") -> Path:
+    """The shipped score table of a recognizer (``name``: CompareFace's, or one of the other
+    measured SFace tables in :data:`TABLES`)."""
+    if name != "compare":
+        return TABLES[name]
+    if recognizer == "sface":
+        return CALIBRATION_PATH
+    return CALIBRATION_PATH.with_name(f"calibration_{recognizer}.json")
+
+
+@lru_cache(maxsize=8)
+def calibration(recognizer: str = "sface", name: str = "compare") -> dict:
+    with open(calibration_path(recognizer, name), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -64,7 +78,7 @@ def anchor_scores(model_version: str, name: str = "compare") -> dict:
 def anchors(model_version: str = "3.0", table: dict | None = None,
             name: str = "compare") -> tuple[np.ndarray, np.ndarray]:
     """(cosines, scores) knots of the map, strictly increasing in both."""
-    table = table or calibration(name)
+    table = table or calibration(versions.get(model_version).recognizer, name)
     wanted = anchor_scores(model_version, name)
     knots = [(-1.0, 0.0)]
     for row in sorted(table["anchors"], key=lambda r: r["cosine"]):
@@ -106,7 +120,7 @@ def cosine_for_score(score: float, model_version: str = "3.0", table: str = "com
 
 def score_for_far(far: float, model_version: str = "3.0") -> float:
     """The score whose measured false-accept rate is `far` (log-linear between anchors)."""
-    rows = sorted(calibration()["anchors"], key=lambda r: -r["far"])
+    rows = sorted(calibration(versions.get(model_version).recognizer)["anchors"], key=lambda r: -r["far"])
     fars = np.array([math.log10(r["far"]) for r in rows])
     coss = np.array([r["cosine"] for r in rows])
     # fars decrease along rows; np.interp wants increasing x

@@ -12,6 +12,7 @@ gender      ``GenderNet``          ``p_male(chips)`` -> (n,)
 expression  ``Expression``         ``probabilities(pixels, face)`` -> (7,)
 mask        ``MaskDetector``       ``p_mask(pixels, face)`` -> p(mask)
 minifasnet  ``MiniFASNet``         ``features(pixels, faces, flips)`` -> liveness features per view
+dlib_resnet ``DlibResNet``         ``align(pixels, face)`` -> 150 px chip; ``embed(chips)`` -> features
 =========== ====================== =========================================================
 """
 

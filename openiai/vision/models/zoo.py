@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from .age_gender import AgeNet, GenderNet
+from .dlib_resnet import DlibResNet
 from .expression import Expression
 from .face_mesh import FaceMesh
 from .files import ModelIntegrityError, locate, verify
@@ -26,7 +27,7 @@ from .yunet import YuNet
 
 MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (
     YuNet, SFace, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression, MaskDetector,
-    MiniFASNet)}
+    MiniFASNet, DlibResNet)}
 
 
 class ModelZoo:
