@@ -52,6 +52,7 @@ MAX_GROUPS = 4096  # Milvus's largest array capacity
 BATCH = 2000  # rows per insert / upsert call
 QUERY_LIMIT = 16_384  # Milvus's largest limit (topk) per query or search
 META_DIM = 2  # every Milvus collection needs a vector field, the meta one too
+UPSERTS = frozenset({"face_upsert", "person_upsert"})
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -159,10 +160,17 @@ class MilvusIndex:
         schema.add_field("pk", dt.INT64, is_primary=True)
         schema.add_field("seq", dt.INT64)
         schema.add_field("v", dt.FLOAT_VECTOR, dim=META_DIM)
+        self._new_collection(self._meta, schema, "v", "FLAT")
+
+    def _new_collection(self, name: str, schema, field: str, index_type: str) -> None:
+        """Create, index and load a collection. The index is requested without waiting for it
+        (create_collection with index_params polls for half a second per collection); loading
+        waits for what it needs."""
+        self.client.create_collection(name, schema=schema, consistency_level="Strong")
         params = self.client.prepare_index_params()
-        params.add_index("v", index_type="FLAT", metric_type="IP")
-        self.client.create_collection(self._meta, schema=schema, index_params=params,
-                                      consistency_level="Strong")
+        params.add_index(field, index_type=index_type, metric_type="IP")
+        self.client.create_index(name, params, sync=False)
+        self.client.load_collection(name)
 
     def _read_seq(self) -> int:
         rows = self.client.query(self._meta, filter="pk == 0", output_fields=["seq"])
@@ -188,10 +196,7 @@ class MilvusIndex:
                 schema.add_field("has_vec", dt.BOOL)
             schema.add_field("groups", dt.ARRAY, element_type=dt.INT64, max_capacity=MAX_GROUPS)
             schema.add_field("vec", dt.FLOAT_VECTOR, dim=dim)
-            params = self.client.prepare_index_params()
-            params.add_index("vec", index_type=self.index_type, metric_type="IP")
-            self.client.create_collection(name, schema=schema, index_params=params,
-                                          consistency_level="Strong")
+            self._new_collection(name, schema, "vec", self.index_type)
         self._known.add(faces)
         return faces, persons
 
@@ -226,8 +231,8 @@ class MilvusIndex:
         if rows:
             r = rows[0]
             return {"pk": int(r["pk"]), "has_vec": bool(r["has_vec"]), "groups": _ints(r["groups"]),
-                    "vec": [float(x) for x in r["vec"]]}
-        return {"pk": int(person_pk), "has_vec": False, "groups": [], "vec": [0.0] * dim}
+                    "vec": [float(x) for x in r["vec"]], "stored": True}
+        return {"pk": int(person_pk), "has_vec": False, "groups": [], "vec": [0.0] * dim, "stored": False}
 
     def _regroup_faces(self, faces: str, person_pk: int, groups: list[int]) -> None:
         rows = self._query(faces, f"person == {int(person_pk)}", ["pk", "person", "vec"])
@@ -238,20 +243,19 @@ class MilvusIndex:
         """Person `person_pk` (created when missing) gets groups ``change(old groups)``."""
         faces, persons = self._create(account, version)
         row = self._person_row(persons, person_pk, self.dim(version))
+        stored = row.pop("stored")
         groups = sorted(set(change(set(row["groups"]))))
-        if groups != row["groups"]:
+        if groups != row["groups"] or not stored:
             row["groups"] = groups
             self.client.upsert(persons, [row])
             self._regroup_faces(faces, person_pk, groups)
-        elif not self.client.query(persons, filter=f"pk == {int(person_pk)}", output_fields=["pk"]):
-            self.client.upsert(persons, [row])
 
     # ---------------------------------------------------------------- writes (replay.Writes)
     def upsert_face(self, account, version, face_pk: int, person_pk: int, vector) -> None:
         faces, persons = self._create(account, version)
         dim = self.dim(version)
         row = self._person_row(persons, person_pk, dim)
-        if not self.client.query(persons, filter=f"pk == {int(person_pk)}", output_fields=["pk"]):
+        if not row.pop("stored"):
             self.client.upsert(persons, [row])
         vec = normalize(as_vector(vector, dim)).reshape(-1)
         self.client.upsert(faces, [{"pk": int(face_pk), "person": int(person_pk), "groups": row["groups"],
@@ -272,6 +276,7 @@ class MilvusIndex:
         faces, persons = self._create(account, version)
         dim = self.dim(version)
         row = self._person_row(persons, person_pk, dim)
+        row.pop("stored")
         if fused_vector is not None:
             row["vec"] = normalize(as_vector(fused_vector, dim)).reshape(-1).tolist()
             row["has_vec"] = True
@@ -335,18 +340,65 @@ class MilvusIndex:
             return self._seq
 
     def apply(self, changes: Iterable[Change]) -> int:
+        """Changes in seq order; a run of face / person upserts of one collection (what an
+        enrolment logs) is carried out as one batch (:meth:`_apply_upserts`), the rest one by one."""
         with self._lock:
             done = self._seq
+            run: list[Change] = []
             try:
                 for ch in changes:
-                    if ch.seq <= done:
+                    if ch.seq <= done or (run and ch.seq <= run[-1].seq):
+                        continue
+                    if ch.kind in UPSERTS and (not run or (ch.account, ch.version) == (run[0].account, run[0].version)):
+                        run.append(ch)
+                        continue
+                    if run:
+                        self._apply_upserts(run)
+                        done, run = run[-1].seq, []
+                    if ch.kind in UPSERTS:
+                        run.append(ch)
                         continue
                     apply_change(self, ch)
                     done = ch.seq
+                if run:
+                    self._apply_upserts(run)
+                    done = run[-1].seq
             finally:
                 if done != self._seq:
                     self._write_seq(done)
             return self._seq
+
+    def _apply_upserts(self, run: list[Change]) -> None:
+        """face_upsert / person_upsert changes of one collection, with the effect of applying
+        them in order: person rows are read once, changed in memory, and written once with the
+        faces (a face takes its person's final groups; a regrouped person's stored faces are
+        rewritten)."""
+        account, version = run[0].account, run[0].version
+        faces, persons = self._create(account, version)
+        dim = self.dim(version)
+        mentioned = sorted({int(ch.payload["person"]) for ch in run})
+        stored = {int(r["pk"]): {"pk": int(r["pk"]), "has_vec": bool(r["has_vec"]), "groups": _ints(r["groups"]),
+                                 "vec": [float(x) for x in r["vec"]]}
+                  for r in self._query(persons, f"pk in {_in(mentioned)}", ["pk", "has_vec", "groups", "vec"])}
+        rows = {p: dict(stored[p]) if p in stored else {"pk": p, "has_vec": False, "groups": [], "vec": [0.0] * dim} for p in mentioned}
+        new_faces: dict[int, tuple[int, list[float]]] = {}
+        for ch in run:
+            p = int(ch.payload["person"])
+            if ch.kind == "face_upsert":
+                new_faces[int(ch.payload["face"])] = (p, normalize(as_vector(ch.payload["vector"], dim)).reshape(-1).tolist())
+                continue
+            if ch.payload.get("vector") is not None:
+                rows[p]["vec"] = normalize(as_vector(ch.payload["vector"], dim)).reshape(-1).tolist()
+                rows[p]["has_vec"] = True
+            if ch.payload.get("groups") is not None:
+                rows[p]["groups"] = sorted(set(_ints(ch.payload["groups"])))
+        self._upsert(persons, list(rows.values()))
+        regrouped = [p for p in mentioned if p in stored and stored[p]["groups"] != rows[p]["groups"]]
+        if regrouped:
+            for r in self._query(faces, f"person in {_in(regrouped)}", ["pk", "person", "vec"]):
+                new_faces.setdefault(int(r["pk"]), (int(r["person"]), [float(x) for x in r["vec"]]))
+        self._upsert(faces, [{"pk": f, "person": p, "groups": rows[p]["groups"], "vec": v}
+                             for f, (p, v) in new_faces.items()])
 
     def clear(self) -> None:
         with self._lock:
@@ -460,7 +512,7 @@ class MilvusIndex:
         if names is None or expr is None or k <= 0:
             return [[] for _ in range(len(q))]
         expr = f"({expr}) and has_vec == true" if expr else "has_vec == true"
-        found = self._search(names[1], q, expr, k, [])
+        found = self._search(names[1], q, expr, k, ["pk"])
         return [[Hit(None, int(h["id"] if "id" in h else h["pk"]), float(h["distance"])) for h in row]
                 for row in found]
 
