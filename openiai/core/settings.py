@@ -50,6 +50,9 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     max_connections: int = 1000
+    # The vector engine: None for the in-process FAISS index; milvus://host:19530 or
+    # milvus-lite:FILE.db for Milvus (openiai.index.milvus_engine).
+    vector_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -150,4 +153,5 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
     "OPENIAI_HEADER_TIMEOUT": ("header_timeout", _seconds, "seconds to send a request head"),
     "OPENIAI_BODY_TIMEOUT": ("body_timeout", _seconds, "seconds to send a request body"),
     "OPENIAI_MAX_CONNECTIONS": ("max_connections", _positive_int, "open connections at most"),
+    "OPENIAI_VECTOR_URL": ("vector_url", str, "vector engine: milvus://host:19530, milvus-lite:F.db"),
 }

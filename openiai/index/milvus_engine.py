@@ -154,6 +154,7 @@ class MilvusIndex:
 
     def _ensure_meta(self) -> None:
         if self.client.has_collection(self._meta):
+            self.client.load_collection(self._meta)  # a reopened Milvus Lite file starts released
             return
         dt = self._DataType
         schema = self._MilvusClient.create_schema(auto_id=False)
@@ -187,6 +188,7 @@ class MilvusIndex:
         dt, dim = self._DataType, self.dim(version)
         for name in (faces, persons):
             if self.client.has_collection(name):
+                self.client.load_collection(name)
                 continue
             schema = self._MilvusClient.create_schema(auto_id=False)
             schema.add_field("pk", dt.INT64, is_primary=True)
@@ -202,9 +204,14 @@ class MilvusIndex:
 
     def _existing(self, account, version: str) -> tuple[str, str] | None:
         faces = self._name(account, version, "faces")
-        if faces in self._known or self.client.has_collection(faces):
-            self._known.add(faces)
+        if faces in self._known:
             return faces, self._name(account, version, "persons")
+        if self.client.has_collection(faces):
+            persons = self._name(account, version, "persons")
+            for name in (faces, persons):
+                self.client.load_collection(name)  # released after a restart of Milvus Lite
+            self._known.add(faces)
+            return faces, persons
         return None
 
     # ---------------------------------------------------------------- row helpers
