@@ -77,11 +77,14 @@ class IndexSync:
         started = time.perf_counter()
         self.database_id = self._database_id()
         how = "resume" if self.index.persistent else "snapshot"
-        seq = self._resume()
-        if seq is None:
-            how = "rebuild"
-            self.rebuild()
-        replayed = self.catch_up()
+        if self.index.persistent and not self.writer:
+            how, replayed = "follow", 0  # the writer worker resumes or rebuilds the shared engine
+        else:
+            seq = self._resume()
+            if seq is None:
+                how = "rebuild"
+                self.rebuild()
+            replayed = self.catch_up()
         self._snap_seq, self._snap_time = self.index.last_seq, time.monotonic()
         faces = self._face_count()
         if how == "rebuild" and self.snapshot_dir is not None and self.writer and faces:
@@ -117,6 +120,8 @@ class IndexSync:
     # ---------------------------------------------------------------- changes
     def on_commit(self, changes: list[Change]) -> None:
         """A write committed these changes (in seq order); called under the writer lock."""
+        if self._follower():
+            return  # worker 0 applies them to the shared engine
         try:
             with self._lock:
                 if changes[0].seq == self.index.last_seq + 1:
@@ -133,6 +138,8 @@ class IndexSync:
             refresh = getattr(self.index, "refresh", None)
             if refresh is not None:  # an engine shared with other processes: start where it is
                 refresh()
+                if self._follower():
+                    return 0
             while True:
                 with self.db.read() as s:
                     if _pruned_through(s) > self.index.last_seq:
@@ -147,6 +154,11 @@ class IndexSync:
                     return applied
                 self.index.apply(batch)
                 applied += len(batch)
+
+    def _follower(self) -> bool:
+        """A non-writer worker on an engine that persists by itself (Milvus, shared by every
+        worker): the writer worker feeds it, this one only follows its seq."""
+        return self.index.persistent and not self.writer and self.ready
 
     # ---------------------------------------------------------------- rebuild
     def rebuild(self) -> None:
