@@ -24,11 +24,12 @@ from pathlib import Path
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from conftest import _postgres_database
 from harness import Api, Server
 from images import LFW, b64
 
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Abdullah_Gul"]
+# conftest's throw-away database, PostgreSQL only (skipped, with the reason printed, without one)
+ONLY_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
 def photo(name: str, i: int = 0) -> str:
@@ -38,17 +39,6 @@ def photo(name: str, i: int = 0) -> str:
 def identities(n: int) -> list[str]:
     people = sorted(p.name for p in LFW.iterdir() if p.is_dir())
     return people[3::11][:n]
-
-
-@pytest.fixture
-def pg_url():
-    created, reason = _postgres_database()
-    if created is None:
-        print(f"\nSKIP PostgreSQL: {reason}")
-        pytest.skip(reason)
-    url, drop = created
-    yield url
-    drop()
 
 
 def top_person(api: Api, image: str, group: str = "g") -> str | None:
@@ -97,11 +87,12 @@ def assert_all_found(api: Api, acked: dict[str, str], group: str = "g") -> None:
 
 
 # ------------------------------------------------------------------ PostgreSQL + Milvus Lite
-def test_postgres_and_milvus_lite_search_isolation_and_sigkill(pg_url, tmp_path):
+@ONLY_POSTGRES
+def test_postgres_and_milvus_lite_search_isolation_and_sigkill(database_url, tmp_path):
     from milvus_lite_support import lite_url
 
     lite_url()  # skips, with the reason printed, where Milvus Lite cannot start
-    srv = Server(tmp_path / "srv", database_url=pg_url,
+    srv = Server(tmp_path / "srv", database_url=database_url,
                  extra_env={"OPENIAI_VECTOR_URL": f"milvus-lite:{tmp_path / 'milvus.db'}"})
     srv.start()
     try:
@@ -147,10 +138,11 @@ def test_postgres_and_milvus_lite_search_isolation_and_sigkill(pg_url, tmp_path)
 
 
 # ------------------------------------------------------------------ two processes, one database
-def test_two_servers_on_one_postgres(pg_url, tmp_path):
-    one = Server(tmp_path / "one", database_url=pg_url)
+@ONLY_POSTGRES
+def test_two_servers_on_one_postgres(database_url, tmp_path):
+    one = Server(tmp_path / "one", database_url=database_url)
     one.start()
-    two = Server(tmp_path / "two", database_url=pg_url)
+    two = Server(tmp_path / "two", database_url=database_url)
     two.data_dir.mkdir(parents=True)
     shutil.copy(one.data_dir / "master.key", two.data_dir / "master.key")  # keys decrypt on both
     two.start()
@@ -185,8 +177,9 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in path.read_text().split()] if path.exists() else []
 
 
-def test_serve_workers_restarts_a_killed_worker(pg_url, tmp_path):
-    srv = Server(tmp_path / "srv", database_url=pg_url)
+@ONLY_POSTGRES
+def test_serve_workers_restarts_a_killed_worker(database_url, tmp_path):
+    srv = Server(tmp_path / "srv", database_url=database_url)
     srv.serve_args = ["--workers", "2"]
     srv.start()
     try:

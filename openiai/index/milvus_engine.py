@@ -44,7 +44,7 @@ import numpy as np
 from ..core import versions
 from ..core.changes import Change
 from ..core.features import as_vector, normalize
-from .engine import Hit
+from .engine import Hit, by_group
 from .replay import apply_change
 
 MAX_FACES_PER_PERSON = 5  # as IndexManager: faces fetched per person wanted (unique_persons)
@@ -526,22 +526,12 @@ class MilvusIndex:
     def search_faces_by_group(self, account, version, queries, group_pks: Iterable[int], k: int,
                               unique_persons: bool = True) -> list[dict[int, list[Hit]]]:
         q = self._queries(version, queries)
-        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
-        for g in dict.fromkeys(int(g) for g in group_pks):
-            for i, row in enumerate(self.search_faces(account, version, q, [g], k, unique_persons)):
-                if row:
-                    out[i][g] = row
-        return out
+        return by_group(lambda gs: self.search_faces(account, version, q, gs, k, unique_persons), len(q), group_pks)
 
     def search_persons_by_group(self, account, version, queries, group_pks: Iterable[int],
                                 k: int) -> list[dict[int, list[Hit]]]:
         q = self._queries(version, queries)
-        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
-        for g in dict.fromkeys(int(g) for g in group_pks):
-            for i, row in enumerate(self.search_persons(account, version, q, [g], k)):
-                if row:
-                    out[i][g] = row
-        return out
+        return by_group(lambda gs: self.search_persons(account, version, q, gs, k), len(q), group_pks)
 
     # ---------------------------------------------------------------- local snapshots: none
     def snapshot(self, directory, seq: int | None = None):
