@@ -294,23 +294,10 @@ def run_one(n: int, emb, labels, args, console) -> dict:
     return res
 
 
-def _child_rss() -> int:
-    """Resident memory of this process's children (the Milvus Lite server it started)."""
-    total = 0
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                with open(f"/proc/{pid}/statm") as f:
-                    total += int(f.read().split()[1]) * PAGE
-            except OSError:
-                pass
-    return total
-
-
 def open_backend(name: str, args):
     """(engine, memory probe) for ``--backend NAME``: the probe returns the resident bytes
-    that hold the index (this process for FAISS; the Milvus Lite server process for a
-    ``milvus-lite:`` URL; None for a remote Milvus, whose memory is not on this machine)."""
+    that hold the index (this process, for FAISS and for Milvus Lite, which runs inside it;
+    None for a remote Milvus, whose memory is not on this machine)."""
     if name == "faiss":
         from openiai.index import IndexManager
         from openiai.index.faiss_backend import FaissBackend
@@ -323,7 +310,7 @@ def open_backend(name: str, args):
     url = args.milvus_url or f"milvus-lite:{Path(args.out).resolve() / 'bench-milvus.db'}?prefix=bench"
     engine = MilvusIndex.from_url(url)
     engine.clear()
-    return engine, (_child_rss if url.startswith("milvus-lite:") else (lambda: None))
+    return engine, (rss_bytes if url.startswith("milvus-lite:") else (lambda: None))
 
 
 def compare_backends(n: int, emb, labels, args, console) -> dict:
