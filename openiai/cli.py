@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -230,48 +231,68 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
-    from .api.app import create_app
-    from .api.http import MAX_HEAD_BYTES, protocol_class
-
     settings = _settings(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SettingsError("--tls-cert and --tls-key go together: give both or neither")
+    if args.workers < 1:
+        raise SettingsError(f"--workers {args.workers}: at least 1")
+    if args.workers > 1:
+        return _serve_workers(args, settings)
     where = whereabouts(settings)
     services = open_services(settings)
     try:
         sock = bind_socket(settings.host, settings.port)
-        # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
-        # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
-        # Read deadlines and a connection cap (api/http.py): slow clients cannot hold the
-        # server.
-        http = protocol_class(header_timeout=settings.header_timeout,
-                              body_timeout=settings.body_timeout,
-                              max_connections=settings.max_connections)
-        app = create_app(services=services)
-        from .console import mount as mount_console
-
-        mount_console(app)  # the web console at /console/ (README "Console")
-        config = uvicorn.Config(app, log_level="warning",
-                                log_config=None, timeout_graceful_shutdown=30,
-                                h11_max_incomplete_event_size=MAX_HEAD_BYTES, http=http,
-                                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
-        try:
-            config.load()  # the TLS context now: a bad file is a start-up error, not a crash
-        except (OSError, ValueError) as exc:
-            raise StartupError(f"cannot load the TLS certificate {args.tls_cert} / key "
-                               f"{args.tls_key}: {exc}; give PEM files (--tls-cert, --tls-key)",
-                               EXIT_TLS) from None
+        config = _uvicorn_config(args, settings, services)
         tell(where)  # after every check: a failure to start stays one line
         with database_errors(settings):
             _first_key_banner(services, settings, "https" if args.tls_cert else "http")
     except BaseException:
         services.close()
         raise
+    _announce(args, sock)
+    _run_uvicorn(config, sock)
+    return 0
+
+
+def _announce(args, sock) -> None:
     scheme = "https" if args.tls_cert else "http"
-    bound = sock.getsockname()[1]  # --port 0 picks a free port: say which
-    print(f"openiai listening on {scheme}://{settings.host}:{bound}/", flush=True)
+    host, bound = sock.getsockname()[:2]  # --port 0 picks a free port: say which
+    print(f"openiai listening on {scheme}://{host}:{bound}/", flush=True)
+
+
+def _uvicorn_config(args, settings: Settings, services):
+    import uvicorn
+
+    from .api.app import create_app
+    from .api.http import MAX_HEAD_BYTES, protocol_class
+
+    # h11 closes the connection on a request head over 16 KB that arrives in pieces; GET
+    # queries may be 32 KB, and anything up to 1 MB should get a JSON error, not a reset.
+    # Read deadlines and a connection cap (api/http.py): slow clients cannot hold the
+    # server.
+    http = protocol_class(header_timeout=settings.header_timeout,
+                          body_timeout=settings.body_timeout,
+                          max_connections=settings.max_connections)
+    from .console import mount as mount_console
+
+    app = create_app(services=services)
+    mount_console(app)  # the web console at /console/ (README "Console")
+    config = uvicorn.Config(app, log_level="warning",
+                            log_config=None, timeout_graceful_shutdown=30,
+                            h11_max_incomplete_event_size=MAX_HEAD_BYTES, http=http,
+                            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    try:
+        config.load()  # the TLS context now: a bad file is a start-up error, not a crash
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot load the TLS certificate {args.tls_cert} / key "
+                           f"{args.tls_key}: {exc}; give PEM files (--tls-cert, --tls-key)",
+                           EXIT_TLS) from None
+    return config
+
+
+def _run_uvicorn(config, sock) -> None:
+    import uvicorn
+
     from .api import logs
 
     logs.configure(logging.INFO)
@@ -281,6 +302,90 @@ def cmd_serve(args) -> int:
     # so a graceful stop exits 0 instead of dying of the signal.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_workers(args, settings: Settings) -> int:
+    """``serve --workers N``: N forked worker processes accept on one listening socket, each
+    with its own Services (database pool, models, vector index kept in step through the change
+    log); worker 0 alone writes index snapshots and prunes the log. A worker that dies is
+    started again; SIGTERM / SIGINT stop them all gracefully."""
+    where = whereabouts(settings)
+    sock = bind_socket(settings.host, settings.port)
+    services = open_services(settings, with_index=False)
+    try:
+        tell(where)
+        with database_errors(settings):
+            _first_key_banner(services, settings, "https" if args.tls_cert else "http")
+    finally:
+        services.close()
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            status = 1
+            try:
+                worker = open_services(settings, index_writer=(i == 0))
+                _run_uvicorn(_uvicorn_config(args, settings, worker), sock)
+                status = 0
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 0
+            except BaseException as exc:  # reported, then the parent starts it again
+                print(f"openiai worker {i}: {exc}", file=sys.stderr, flush=True)
+            finally:
+                os._exit(status)
+        children[pid] = i
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for i in range(args.workers):
+        spawn(i)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _announce(args, sock)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        i = children.pop(pid, None)
+        if i is not None and not stopping:
+            print(f"openiai: worker {i} (pid {pid}) ended ({status}); starting it again",
+                  file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            spawn(i)
+    return 0
+
+
+def cmd_index(args) -> int:
+    """``openiai index rebuild``: the vector engine (OPENIAI_VECTOR_URL) rebuilt from the
+    database's tables, at the log position they were read at."""
+    settings = _settings(args)
+    if args.vector_url:
+        settings.vector_url = args.vector_url
+    started = time.perf_counter()
+    services = open_services(settings, background=False)
+    try:
+        with database_errors(settings):
+            services.index_sync.rebuild()
+            services.index_sync.catch_up()
+            if services.index_sync.snapshot_dir is not None:
+                services.index_sync.snapshot()  # the next start loads this (FAISS) / prunes
+        index = services.index
+        faces = sum(index.counts(a, v)["faces"] for a, v in index.collections())
+        engine = index.describe() if hasattr(index, "describe") else "faiss (in-process)"
+        print(json.dumps({"engine": engine, "seq": index.last_seq, "collections": len(index.collections()),
+                          "faces": faces, "seconds": round(time.perf_counter() - started, 3)}))
+    finally:
+        services.close()
     return 0
 
 
@@ -459,7 +564,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-dir", help="directory of model files (OPENIAI_MODEL_DIR)")
     serve.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key)")
     serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes on one socket (default 1; use PostgreSQL)")
     serve.set_defaults(func=cmd_serve)
+
+    idx = sub.add_parser("index", help="the vector index: `openiai index rebuild`")
+    isub = idx.add_subparsers(dest="index_cmd", required=True)
+    rebuild = isub.add_parser("rebuild", help="rebuild the vector engine from the database")
+    _add_common(rebuild)
+    rebuild.add_argument("--vector-url", help="engine to rebuild (OPENIAI_VECTOR_URL)")
+    idx.set_defaults(func=cmd_index)
 
     keys = sub.add_parser("keys", help="manage accounts' API keys")
     ksub = keys.add_subparsers(dest="keys_cmd", required=True)

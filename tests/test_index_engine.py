@@ -28,7 +28,17 @@ DIM = versions.get(V).dim
 ENGINES = {
     "memory-exact": lambda: IndexManager(),
     "memory-ivf": lambda: IndexManager(exact_threshold=50),
+    "milvus-lite": lambda: milvus_lite_engine(),
 }
+
+
+def milvus_lite_engine() -> VectorIndex:
+    """A Milvus engine on this session's Milvus Lite file, under a fresh name prefix (so an
+    engine made "again" in a test starts empty); skipped, with the reason printed, where Milvus
+    Lite cannot start."""
+    from milvus_lite_support import lite_engine
+
+    return lite_engine()
 
 
 @pytest.fixture(params=sorted(ENGINES))

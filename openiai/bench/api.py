@@ -279,14 +279,14 @@ def print_table(console, cells: list[dict], with_stages: bool, cpu: int, load: s
               caption="req/s and p50/p99: client side, successful requests; stage columns: "
                       "server time per request (ms) from /metrics; other = server time outside "
                       "the stages (auth, parsing, waiting for a handler thread)")
-    for col in ("action", "clients", "requests", "req/s", "p50 ms", "p99 ms", "errors"):
+    for col in ("action", "processes", "clients", "requests", "req/s", "p50 ms", "p99 ms", "errors"):
         t.add_column(col, justify="left" if col == "action" else "right")
     if with_stages:
         for s in (*STAGES, "other", "server"):
             t.add_column(f"{s} ms", justify="right")
     for c in cells:
         errs = ", ".join(f"{k}×{v}" for k, v in c["errors"].items()) or "0"
-        row = [c["action"], str(c["clients"]), str(c["requests"]), _fmt(c["rps"]),
+        row = [c["action"], str(c.get("processes", 1)), str(c["clients"]), str(c["requests"]), _fmt(c["rps"]),
                _fmt(c["p50_ms"]), _fmt(c["p99_ms"]), errs]
         if with_stages:
             st = c.get("stages") or {}
@@ -295,6 +295,52 @@ def print_table(console, cells: list[dict], with_stages: bool, cpu: int, load: s
     # The table is wide: never fold it to 80 columns when the output is a file or a pipe.
     wide = console.__class__(width=max(console.width, 170), file=console.file)
     wide.print(t)
+
+
+def run_server(args, data_dir: Path, procs: int, gallery, actions, clients, skipped: dict,
+               console) -> list[dict]:
+    """One server (``--workers procs``) on ``args.database_url`` (default: SQLite in its data
+    directory, whatever OPENIAI_DATABASE_URL says: the benchmark measures a server on a
+    database of its own), a gallery enrolled in an account of its own, and every cell."""
+    server = Server(data_dir, database_url=args.database_url, port=args.port)
+    if procs > 1:
+        server.serve_args = ["--workers", str(procs)]
+    cells = []
+    try:
+        t0 = time.perf_counter()
+        server.start(timeout=120, wait_ready=True)  # time requests, not model loading
+        console.print(f"server ({procs} process{'es' if procs > 1 else ''}) on {server.endpoint} "
+                      f"(data {data_dir}), up in {time.perf_counter() - t0:.1f} s")
+        account = f"bench-{procs}-{os.getpid()}-{int(time.time())}"
+        key = json.loads(server.cli("keys", "create", "--account", account, "--create", "--json"))
+        factory = lambda: Sdk(server.endpoint, key["SecretId"], key["SecretKey"])  # noqa: E731
+        t0 = time.perf_counter()
+        enrolled = enrol(factory, gallery, console)
+        console.print(f"enrolled {enrolled} persons in {time.perf_counter() - t0:.1f} s")
+        has_metrics = scrape(server.endpoint) is not None and procs == 1  # per-process counters
+        sdk = factory()
+        for n_procs_warm in range(procs):  # every worker has loaded its models
+            sdk.call("DetectFace", Image=gallery[n_procs_warm % len(gallery)][2])
+        for action in actions:
+            reqs = build_requests(sdk, action, gallery)
+            why = probe_supported(sdk, action, reqs)
+            if why:
+                skipped[action] = why
+                console.print(f"[yellow]{action}: skipped: {why}[/yellow]")
+                continue
+            for n in clients:
+                before = scrape(server.endpoint) if has_metrics else None
+                cell = drive(factory, action, reqs, n, args.seconds)
+                after = scrape(server.endpoint) if has_metrics else None
+                cell.update(action=action, clients=n,
+                            stages=stage_split(before, after, action, cell["requests"]))
+                cells.append(cell)
+                extra = f", top-1 {cell['top1']:.1%}" if cell["top1"] is not None else ""
+                console.print(f"  {action} x{n} ({procs} proc): {cell['rps']:.1f} req/s, p50 "
+                              f"{_fmt(cell['p50_ms'])} ms, p99 {_fmt(cell['p99_ms'])} ms{extra}")
+    finally:
+        server.stop(timeout=30)
+    return cells
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="server data directory (default: a temporary one, removed)")
     ap.add_argument("--port", type=int, help="server port (default: a free one)")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--database-url", help="run the server on this database (PostgreSQL for "
+                    "--processes above 1); default SQLite in the data directory")
+    ap.add_argument("--processes", default="1",
+                    help="server processes (`serve --workers`), comma-separated: e.g. 1,2")
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -330,52 +380,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         temp = Path(tempfile.mkdtemp(prefix="openiai-bench-api-"))
         data_dir = temp
-    # SQLite in the data directory, whatever OPENIAI_DATABASE_URL says: the benchmark
-    # measures the server on a database of its own.
-    server = Server(data_dir, port=args.port)
     cells, skipped = [], {}
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    gallery = pick_gallery(args.gallery)
     try:
-        t0 = time.perf_counter()
-        gallery = pick_gallery(args.gallery)
-        server.start(timeout=120, wait_ready=True)  # time requests, not model loading
-        console.print(f"server on {server.endpoint} (data {data_dir}), up in "
-                      f"{time.perf_counter() - t0:.1f} s")
-        key = json.loads(server.cli("keys", "create", "--account", "bench", "--create", "--json"))
-        factory = lambda: Sdk(server.endpoint, key["SecretId"], key["SecretKey"])  # noqa: E731
-        t0 = time.perf_counter()
-        enrolled = enrol(factory, gallery, console)
-        console.print(f"enrolled {enrolled} persons in {time.perf_counter() - t0:.1f} s")
-        has_metrics = scrape(server.endpoint) is not None
-        if not has_metrics:
-            console.print("[yellow]the server has no /metrics endpoint: no per-stage split[/yellow]")
-        sdk = factory()
-        for action in actions:
-            reqs = build_requests(sdk, action, gallery)
-            why = probe_supported(sdk, action, reqs)
-            if why:
-                skipped[action] = why
-                console.print(f"[yellow]{action}: skipped: {why}[/yellow]")
-                continue
-            for n in clients:
-                before = scrape(server.endpoint) if has_metrics else None
-                cell = drive(factory, action, reqs, n, args.seconds)
-                after = scrape(server.endpoint) if has_metrics else None
-                cell.update(action=action, clients=n,
-                            stages=stage_split(before, after, action, cell["requests"]))
-                cells.append(cell)
-                extra = f", top-1 {cell['top1']:.1%}" if cell["top1"] is not None else ""
-                console.print(f"  {action} x{n}: {cell['rps']:.1f} req/s, p50 "
-                              f"{_fmt(cell['p50_ms'])} ms, p99 {_fmt(cell['p99_ms'])} ms{extra}")
+        for procs in [int(x) for x in args.processes.split(",") if x.strip()]:
+            run_cells = run_server(args, data_dir / f"p{procs}", procs, gallery, actions, clients,
+                                   skipped, console)
+            for cell in run_cells:
+                cell["processes"] = procs
+            cells.extend(run_cells)
     finally:
-        server.stop(timeout=30)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
     load = ""
     if hasattr(os, "getloadavg"):
         load = f"; 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     if cells:
-        print_table(console, cells, has_metrics, os.cpu_count() or 0, load)
+        print_table(console, cells, any(c["stages"] for c in cells), os.cpu_count() or 0, load)
     for action, why in skipped.items():
         console.print(f"{action}: skipped ({why})")
     if args.json:

@@ -294,6 +294,95 @@ def run_one(n: int, emb, labels, args, console) -> dict:
     return res
 
 
+def open_backend(name: str, args):
+    """(engine, memory probe) for ``--backend NAME``: the probe returns the resident bytes
+    that hold the index (this process, for FAISS and for Milvus Lite, which runs inside it;
+    None for a remote Milvus, whose memory is not on this machine)."""
+    if name == "faiss":
+        from openiai.index import IndexManager
+        from openiai.index.faiss_backend import FaissBackend
+
+        engine = IndexManager(backend_factory=lambda dim: FaissBackend(
+            dim, exact_threshold=args.threshold, nlist=args.nlist, nprobe=args.nprobe))
+        return engine, rss_bytes
+    from openiai.index.milvus_engine import MilvusIndex
+
+    url = args.milvus_url or f"milvus-lite:{Path(args.out).resolve() / 'bench-milvus.db'}?prefix=bench"
+    engine = MilvusIndex.from_url(url)
+    engine.clear()
+    return engine, (rss_bytes if url.startswith("milvus-lite:") else (lambda: None))
+
+
+def compare_backends(n: int, emb, labels, args, console) -> dict:
+    """One collection of N faces in each ``--backend``, the same probes: build time, memory,
+    single-query p50/p99 and recall@1 against exact search, QPS with 8 threads."""
+    ds = Dataset(emb, labels, n, args.queries, seed=args.seed)
+    k = 10
+    truth_all = exact_topk(ds.faces, ds.queries, k)
+    tenth_faces = np.flatnonzero(np.isin(ds.face_person, ds.tenth_persons))
+    truth_tenth = exact_topk(ds.faces, ds.queries, k, rows=tenth_faces)
+    base = int(ds.face_pks[0])
+    out: dict = {"N": n}
+    for name in args.backend:
+        gc.collect()
+        engine, memory = open_backend(name, args)
+        before = memory()
+        t = time.perf_counter()
+        ds.bulk_load(engine)
+        row = {"build_s": time.perf_counter() - t, "engine": getattr(engine, "describe", lambda: "")() or
+               engine.collection(ACCOUNT, VERSION).faces.describe()}
+        time.sleep(0.5)
+        after = memory()
+        row["bytes_per_face"] = None if before is None or after is None else (after - before) / n
+        for label, groups, truth in (("all", [G_ALL], truth_all), ("10%", [G_TENTH], truth_tenth)):
+            def fn(q, groups=groups):
+                return engine.search_faces(ACCOUNT, VERSION, q, groups, k, unique_persons=False)
+
+            ms, rows = timed_single(fn, ds.queries)
+            r1, _ = recall(hits_to_index(rows, base, k), truth)
+            row[f"{label}_p50"], row[f"{label}_p99"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+            row[f"{label}_r1"] = r1
+            row[f"{label}_qps"] = qps(fn, ds.queries, threads=8, seconds=args.qps_seconds)
+        console.print(f"[dim]  {name}: {row}[/dim]")
+        out[name] = row
+        if name != "faiss":
+            engine.clear()
+        del engine
+    return out
+
+
+COMPARE_ROWS = [
+    ("engine", "engine", "{}"),
+    ("build (bulk, faces + persons)", "build_s", "{:.1f} s"),
+    ("resident memory / face", "bytes_per_face", "{:.0f} B"),
+    ("SearchFaces all p50 / p99", ("all_p50", "all_p99"), "{:.2f} / {:.2f} ms"),
+    ("  recall@1 vs exact", "all_r1", "{:.4f}"),
+    ("  QPS, 8 threads", "all_qps", "{:.0f}"),
+    ("SearchFaces 10% group p50 / p99", ("10%_p50", "10%_p99"), "{:.2f} / {:.2f} ms"),
+    ("  recall@1 vs exact", "10%_r1", "{:.4f}"),
+    ("  QPS, 8 threads", "10%_qps", "{:.0f}"),
+]
+
+
+def render_comparison(results: list[dict], backends: list[str], console) -> None:
+    from rich.table import Table
+
+    table = Table(title="openiai bench search --backend (k=10, single queries, same probes)")
+    table.add_column("setting")
+    for r in results:
+        for b in backends:
+            table.add_column(f"{b}, N = {r['N']:,}", justify="right")
+    for label, key, fmt in COMPARE_ROWS:
+        cells = []
+        for r in results:
+            for b in backends:
+                v = r[b]
+                vals = [v[k] for k in key] if isinstance(key, tuple) else [v[key]]
+                cells.append("n/a" if None in vals else fmt.format(*vals))
+        table.add_row(label, *cells)
+    console.print(table)
+
+
 ROWS = [
     ("index", "index", "{}"),
     ("build (bulk, both spaces)", "build_s", "{:.1f} s"),
@@ -355,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-snapshots", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--_load-probe", dest="load_probe", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--backend", action="append", choices=["faiss", "milvus"],
+                    help="compare engines side by side (repeatable: --backend faiss --backend milvus)")
+    ap.add_argument("--milvus-url", default=None,
+                    help="Milvus for --backend milvus (default: a Milvus Lite file in --out)")
     args = ap.parse_args(argv)
     if args.load_probe:
         load_probe(args.load_probe)
@@ -370,6 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     emb, labels = load_embeddings(limit=args.limit, console=console)
     console.print(f"LFW: {len(emb):,} embeddings of {len(np.unique(labels)):,} people; "
                   f"{os.cpu_count()} CPUs; exact below {args.threshold:,} vectors")
+    if args.backend:
+        compared = []
+        for n in args.n or [100_000]:
+            compared.append(compare_backends(n, emb, labels, args, console))
+            render_comparison(compared, args.backend, console)
+        if args.json:
+            Path(args.json).write_text(json.dumps(compared, indent=1))
+        return 0
     results = []
     for n in args.n or [100_000]:
         results.append(run_one(n, emb, labels, args, console))

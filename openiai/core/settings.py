@@ -59,6 +59,9 @@ class Settings:
     # they do not queue behind inference. False: one pool for all, as before (for comparison).
     separate_pools: bool = True
     metadata_workers: int = 4
+    # The vector engine: None for the in-process FAISS index; milvus://host:19530 or
+    # milvus-lite:FILE.db for Milvus (openiai.index.milvus_engine).
+    vector_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -180,4 +183,5 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
                                "metadata actions on threads of their own, not behind images"),
     "OPENIAI_METADATA_WORKERS": ("metadata_workers", _positive_int,
                                  "threads for metadata (non-image) actions"),
+    "OPENIAI_VECTOR_URL": ("vector_url", str, "vector engine: milvus://host:19530, milvus-lite:F.db"),
 }

@@ -16,6 +16,9 @@ variants) over every (account, model version), kept equal to the database by
   fast-scan candidates re-ranked on a float16 copy; filters as ``IDSelectorBitmap``; removals
   as tombstones + compaction.
 * :mod:`.arrays` - compact numpy maps and the readers-writer lock.
+* :mod:`.milvus_engine` - :class:`~.milvus_engine.MilvusIndex`, the same protocol on a Milvus
+  server or a Milvus Lite file (persistent: no local snapshots), chosen by
+  ``OPENIAI_VECTOR_URL`` through :func:`open_engine`.
 
 Measured with ``openiai bench search`` (see openiai/bench/search.py for the numbers).
 """
@@ -23,4 +26,17 @@ Measured with ``openiai bench search`` (see openiai/bench/search.py for the numb
 from .engine import Hit, VectorIndex
 from .manager import IndexManager
 
-__all__ = ["Hit", "VectorIndex", "IndexManager"]
+__all__ = ["Hit", "VectorIndex", "IndexManager", "open_engine"]
+
+
+def open_engine(vector_url: str | None = None, dim: int | None = None) -> VectorIndex:
+    """The engine a ``OPENIAI_VECTOR_URL`` names: none (or empty) for the in-process FAISS
+    index, ``milvus://host:19530`` or ``milvus-lite:FILE.db`` (with ``?prefix=``, ``index=``,
+    ``token=``) for :class:`openiai.index.milvus_engine.MilvusIndex`."""
+    if not vector_url:
+        return IndexManager(dim=dim)
+    if vector_url.split(":", 1)[0] in ("milvus", "milvus-lite"):
+        from .milvus_engine import MilvusIndex
+
+        return MilvusIndex.from_url(vector_url, dim=dim)
+    raise ValueError(f"vector engine URL {vector_url!r}: milvus://host:port or milvus-lite:FILE.db expected")

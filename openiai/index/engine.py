@@ -125,3 +125,14 @@ class VectorIndex(Protocol):
     def load(self, directory) -> int:
         """Replace everything with the newest snapshot under `directory` and return its seq
         (0, and empty, when there is none). Only called when :attr:`persistent` is False."""
+
+
+def by_group(search, n_queries: int, group_pks: Iterable[int]) -> list[dict[int, list[Hit]]]:
+    """The ``*_by_group`` answers from a one-filter search: per query, {group pk:
+    ``search([group pk])[query]``} for each distinct group, groups with no hit left out."""
+    out: list[dict[int, list[Hit]]] = [{} for _ in range(n_queries)]
+    for g in dict.fromkeys(int(g) for g in group_pks):
+        for i, row in enumerate(search([g])):
+            if row:
+                out[i][g] = row
+    return out

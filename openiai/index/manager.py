@@ -27,7 +27,7 @@ from ..core.changes import Change
 from ..core.features import normalize
 from . import snapshots
 from .collection import BackendFactory, Collection
-from .engine import Hit
+from .engine import Hit, by_group
 from .faiss_backend import DEFAULT_EXACT_THRESHOLD, FaissBackend
 from .replay import apply_change
 
@@ -196,22 +196,12 @@ class IndexManager:
                               unique_persons: bool = True) -> list[dict[int, list[Hit]]]:
         """One filtered search per group (each group's filter is cached)."""
         q = self._queries(version, query_vectors)
-        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
-        for g in dict.fromkeys(int(g) for g in group_pks):
-            for i, row in enumerate(self.search_faces(account, version, q, [g], k, unique_persons)):
-                if row:
-                    out[i][g] = row
-        return out
+        return by_group(lambda gs: self.search_faces(account, version, q, gs, k, unique_persons), len(q), group_pks)
 
     def search_persons_by_group(self, account, version, query_vectors, group_pks: Iterable[int],
                                 k: int) -> list[dict[int, list[Hit]]]:
         q = self._queries(version, query_vectors)
-        out: list[dict[int, list[Hit]]] = [{} for _ in range(len(q))]
-        for g in dict.fromkeys(int(g) for g in group_pks):
-            for i, row in enumerate(self.search_persons(account, version, q, [g], k)):
-                if row:
-                    out[i][g] = row
-        return out
+        return by_group(lambda gs: self.search_persons(account, version, q, gs, k), len(q), group_pks)
 
     # ---------------------------------------------------------------- snapshot / load
     def snapshot(self, directory, seq: int | None = None, keep: int = 2) -> Path:

@@ -51,7 +51,8 @@ class IndexSync:
 
     def __init__(self, db: Database, index: VectorIndex, snapshot_dir: Path | None, *,
                  snapshot_changes: int = 20_000, snapshot_seconds: float = 300.0,
-                 prune_after_seconds: float = 600.0, poll_seconds: float = 1.0) -> None:
+                 prune_after_seconds: float = 600.0, poll_seconds: float = 0.5,
+                 writer: bool = True) -> None:
         self.db = db
         self.index = index
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
@@ -59,6 +60,9 @@ class IndexSync:
         self.snapshot_seconds = snapshot_seconds
         self.prune_after_ms = int(prune_after_seconds * 1000)
         self.poll_seconds = poll_seconds
+        # False for the second and later worker of `openiai serve --workers N`: they load the
+        # snapshots under snapshot_dir but leave writing them and pruning the log to worker 0.
+        self.writer = writer
         self._lock = threading.RLock()  # apply / catch-up / rebuild, one at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,14 +77,17 @@ class IndexSync:
         started = time.perf_counter()
         self.database_id = self._database_id()
         how = "resume" if self.index.persistent else "snapshot"
-        seq = self._resume()
-        if seq is None:
-            how = "rebuild"
-            self.rebuild()
-        replayed = self.catch_up()
+        if self.index.persistent and not self.writer:
+            how, replayed = "follow", 0  # the writer worker resumes or rebuilds the shared engine
+        else:
+            seq = self._resume()
+            if seq is None:
+                how = "rebuild"
+                self.rebuild()
+            replayed = self.catch_up()
         self._snap_seq, self._snap_time = self.index.last_seq, time.monotonic()
         faces = self._face_count()
-        if how == "rebuild" and self.snapshot_dir is not None and faces:
+        if how == "rebuild" and self.snapshot_dir is not None and self.writer and faces:
             self.snapshot()  # the next start loads instead of rebuilding
         self.ready = True
         report = {"how": how, "seq": self.index.last_seq, "replayed": replayed,
@@ -95,7 +102,7 @@ class IndexSync:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        if self.ready and self.snapshot_dir is not None and self.index.last_seq > self._snap_seq:
+        if self.ready and self.snapshot_dir is not None and self.writer and self.index.last_seq > self._snap_seq:
             try:
                 self.snapshot()
             except Exception:  # the log still holds everything; the next start replays it
@@ -113,6 +120,8 @@ class IndexSync:
     # ---------------------------------------------------------------- changes
     def on_commit(self, changes: list[Change]) -> None:
         """A write committed these changes (in seq order); called under the writer lock."""
+        if self._follower():
+            return  # worker 0 applies them to the shared engine
         try:
             with self._lock:
                 if changes[0].seq == self.index.last_seq + 1:
@@ -126,6 +135,11 @@ class IndexSync:
         """Apply every logged change after the index's seq; returns how many."""
         applied = 0
         with self._lock:
+            refresh = getattr(self.index, "refresh", None)
+            if refresh is not None:  # an engine shared with other processes: start where it is
+                refresh()
+                if self._follower():
+                    return 0
             while True:
                 with self.db.read() as s:
                     if _pruned_through(s) > self.index.last_seq:
@@ -140,6 +154,11 @@ class IndexSync:
                     return applied
                 self.index.apply(batch)
                 applied += len(batch)
+
+    def _follower(self) -> bool:
+        """A non-writer worker on an engine that persists by itself (Milvus, shared by every
+        worker): the writer worker feeds it, this one only follows its seq."""
+        return self.index.persistent and not self.writer and self.ready
 
     # ---------------------------------------------------------------- rebuild
     def rebuild(self) -> None:
@@ -185,7 +204,7 @@ class IndexSync:
 
     # ---------------------------------------------------------------- snapshots
     def _snapshot_due(self) -> bool:
-        if self.snapshot_dir is None:
+        if self.snapshot_dir is None or not self.writer:
             return False
         behind = self.index.last_seq - self._snap_seq
         return behind >= self.snapshot_changes or (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.settings import Settings
-from ..index import IndexManager, VectorIndex
+from ..index import VectorIndex, open_engine
 from ..store.db import Database
 from ..store.keys import KeyStore, load_master_key
 from .attributes import AttributeEstimator
@@ -19,10 +19,12 @@ class Services:
     ``owner`` marks the process that keeps index snapshots and prunes the change log (the
     server); other processes on the same database (``openiai import``) only read the log.
     ``with_index=False`` (``openiai keys``) skips loading the index altogether.
+    ``index_writer=False`` (workers after the first of ``openiai serve --workers N``) loads the
+    owner's index snapshots but never writes them nor prunes the log.
     """
 
     def __init__(self, settings: Settings, *, owner: bool = True, background: bool = True,
-                 with_index: bool = True) -> None:
+                 with_index: bool = True, index_writer: bool = True) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.db_url)
@@ -37,13 +39,13 @@ class Services:
         if with_index:
             if owner:  # before the index loads: faces lacking their own version's vector
                 self.reextracted = reextract_missing(self.db, self.faces)
-            self._start_index(settings, owner, background)
+            self._start_index(settings, owner, background, index_writer)
 
-    def _start_index(self, settings: Settings, owner: bool, background: bool) -> None:
-        self.index = IndexManager()  # the one engine so far; every use goes through VectorIndex
+    def _start_index(self, settings: Settings, owner: bool, background: bool, writer: bool) -> None:
+        self.index = open_engine(settings.vector_url)  # FAISS in-process, or Milvus
         self.index_sync = IndexSync(self.db, self.index,
                                     settings.data_dir / "index" if owner else None,
-                                    **settings.index_sync_options())
+                                    writer=writer, **settings.index_sync_options())
         self.index_report = self.index_sync.start(background=background)
         self.db.on_commit = self.index_sync.on_commit
 
