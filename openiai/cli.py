@@ -337,7 +337,10 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "api": ("openiai.bench.api", "requests/s and latency through the SDK against a server"),
         "startup": ("openiai.bench.startup", "start-up time over a large index"),
         "attributes": ("openiai.bench.attribute_cost", "per-model cost of face attributes"),
+        "engine": ("openiai.bench.engine", "ms/face of detector and recognizer, float vs int8"),
     }, None),
+    "quantize": ("build the int8 SFace recognizer (reproducible; prints its sha256)", {},
+                 "openiai.bench.quantize"),
     "calibrate": ("measure LFW impostor scores and write a score table to --out FILE "
                   "(the shipped table only with --replace-shipped)", {},
                   "openiai.bench.calibrate"),

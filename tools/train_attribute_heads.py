@@ -4,7 +4,8 @@
 
 CelebA-HQ (``$TESTDATA/attributes/celeba_hq``, 5,000 128x128 crops, 40 attributes). Every
 image goes through the server's path (:func:`openiai.bench.celeba.extract`: YuNet detection,
-SFace alignment, ``embed_with_appearance``); images without a detected face are left out of
+SFace alignment, the truncated SFace graph on a 64 px crop,
+``SFaceAppearance.appearance``); images without a detected face are left out of
 training and counted as errors by the evaluation. Identities are split by
 :func:`openiai.bench.celeba.split_of` (crc32 % 10 < 7 trains). On the train split only, each
 head is a scikit-learn pipeline StandardScaler -> [PCA] -> LogisticRegression whose C (and
@@ -21,7 +22,8 @@ flip-averaging) on the held-out split, for the record; it does not change what i
 Why the whole standardised vector and no PCA (``--experiments``, held-out balanced accuracy):
 PCA-256 lost 0.002-0.013 on every floored head (eyeglasses 0.973 -> 0.960) and, folded into
 the linear map, stores just as many weights; no single part of the vector is better on all
-heads (the embedding alone is far worse: 0.69-0.86). Mirrored crops as extra training rows
+heads (the embedding alone is far worse: 0.69-0.86; measured on the 112 px vector that also held
+the embedding, which the 64 px truncated graph no longer computes). Mirrored crops as extra training rows
 moved every head by at most +-0.004, and averaging a mirrored run at test time (a second
 SFace run per face) moved them by -0.004 to +0.006 (mouth_open 0.916, still under 0.92),
 so neither is used.
@@ -42,10 +44,11 @@ import numpy as np
 
 from openiai.bench import celeba
 from openiai.core.settings import Settings
-from openiai.services.faces import FacePipeline
+from openiai.services.faces import APPEARANCE, FacePipeline
 from openiai.vision.appearance import BINARY, HAIR_CLASSES, HAIR_COLOR, HEADS_NAME
 from openiai.vision.heads import LinearHead, save_heads
 from openiai.vision.image import decode_bytes
+from openiai.vision.models.sface import SFaceAppearance
 
 # Head name -> label definition(s) in celeba.LABELS; two candidates for the beard.
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -65,7 +68,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
 CS = np.logspace(-4, 0, 9)  # inverse regularisation; the standardised 3200-d vector wants small C
 FOLDS = 5
 # Slices of the appearance vector (SFace.embed_with_appearance's layout).
-SLICES = {"conv12": slice(0, 2048), "conv14": slice(2048, 3072), "embedding": slice(3072, 3200)}
+SLICES = {"conv12": slice(0, 2048), "conv14": slice(2048, 3072)}
 
 
 # ------------------------------------------------------------------------- features
@@ -81,8 +84,8 @@ def extract_all(pipeline: FacePipeline, testdata: Path, rows, cache: Path | None
     """Appearance vectors of all images; cached by the digests of the two model files and
     labels.csv (same models + same images -> same vectors)."""
     paths = [celeba.image_path(testdata, r) for r in rows]
-    key = _digest([pipeline.zoo.path("yunet"), pipeline.zoo.path("sface"),
-                   testdata / celeba.CELEBA / "labels.csv"])
+    key = _digest([pipeline.zoo.path("yunet"), pipeline.zoo.path(APPEARANCE),
+                   testdata / celeba.CELEBA / "labels.csv"]) + f"_{SFaceAppearance.SIZE}"
     main_file = cache / f"celeba_{key}.npz" if cache else None
     flip_file = cache / f"celeba_{key}_flipped.npz" if cache else None
     if main_file and main_file.is_file():
@@ -110,13 +113,13 @@ def extract_all(pipeline: FacePipeline, testdata: Path, rows, cache: Path | None
 
 def _flipped(pipeline: FacePipeline, paths: list[Path], found: np.ndarray) -> np.ndarray:
     """Appearance of the mirrored aligned crop (for the flip-averaging experiment only)."""
-    sface = pipeline.zoo.get("sface")
-    out = np.zeros((len(paths), 3200), np.float32)
+    model = pipeline.zoo.get(APPEARANCE)
+    out = np.zeros((len(paths), SFaceAppearance.DIM), np.float32)
     for i, path in enumerate(paths):
         if found[i]:
             pixels = decode_bytes(path.read_bytes()).pixels
-            crop = pipeline.aligned_crop(pixels, pipeline.detect(pixels)[0], "3.0")
-            out[i] = sface.embed_with_appearance([cv2.flip(crop, 1)])[1][0]
+            crop = model.align(pixels, pipeline.detect(pixels)[0])
+            out[i] = model.appearance([cv2.flip(crop, 1)])[0]
     return out
 
 
@@ -256,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "PYTHONPATH=. python tools/train_attribute_heads.py"
                    + (f" --pca {args.pca}" if args.pca else ""),
         "features": "SFace appearance vector (openiai.vision.models.sface."
-                    "SFace.embed_with_appearance): conv_12 pooled 2x2 (2048) + conv_14 pooled "
-                    "(1024) + the 128-d embedding",
+                    "SFaceAppearance.appearance): SFace cut after conv_14, run on the aligned "
+                    f"crop shrunk to {SFaceAppearance.SIZE} px; conv_12 pooled 2x2 (2048) + "
+                    "conv_14 pooled (1024)",
         "data": "CelebA-HQ, 5,000 128x128 crops with the 40 CelebA attributes "
                 "($OPENIAI_TESTDATA/attributes/celeba_hq). CelebA is licensed for "
                 "non-commercial research use only; these heads are derived from it.",
@@ -287,8 +291,7 @@ def experiments(feats, rows, identity, train, test) -> None:
     unmirrored vector at test time: a second SFace run per face)."""
     x = feats["appearance"]
     variants = {"all": {}, "pca256": {"pca": 256},
-                "no-embedding": {"cols": slice(0, 3072)}, "conv12": {"cols": SLICES["conv12"]},
-                "conv14": {"cols": SLICES["conv14"]}, "embedding": {"cols": SLICES["embedding"]}}
+                "conv12": {"cols": SLICES["conv12"]}, "conv14": {"cols": SLICES["conv14"]}}
     if "flipped" in feats:
         variants |= {"flip-train": {"flip": "train"}, "flip-train+avg": {"flip": "avg"}}
     for name in ("eyeglasses", "hat", "smiling", "mouth_open", "beard", "bangs", "male"):

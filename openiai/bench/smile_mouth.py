@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .attribute_data import balanced_accuracy_at_half, celeba_hq, find_face
+from ..vision.models.sface import SFaceAppearance
 
 LABELS = {"smiling": "Smiling", "mouth_open": "Mouth_Slightly_Open"}
 FLOOR = 0.92  # issue 10's floor for both
@@ -51,7 +52,7 @@ def extract(testdata: Path, cache: Path | None = None, limit: int | None = None)
         face, pix, _ = find_face(pipe, pixels)
         if face is None:
             rows.append(np.zeros(12, np.float32))
-            vectors.append(np.zeros(3200, np.float32))
+            vectors.append(np.zeros(SFaceAppearance.DIM, np.float32))
             found.append(False)
             continue
         o = estimator.outputs(pix, [face], {"appearance", "expression", "mesh"})[0]
