@@ -1,4 +1,4 @@
-"""The int8 recognizer (issue 15) and the truncated 64 px appearance graph (issue 10): they
+"""The int8 recognizer (issue 15) and the truncated 96 px appearance graph (issue 10): they
 load from verified files, agree with the float path within the measured bound, and
 OPENIAI_INFERENCE picks the path."""
 
@@ -65,15 +65,15 @@ def test_inference_setting_forces_each_path():
         Settings.from_env({"OPENIAI_INFERENCE": "fp16"})
 
 
-def test_appearance_graph_is_truncated_and_runs_on_64_px_crops(faces):
+def test_appearance_graph_is_truncated_and_runs_on_96_px_crops(faces):
     model = ModelZoo().get(APPEARANCE)
-    assert isinstance(model, SFaceAppearance) and model.SIZE == 64
+    assert isinstance(model, SFaceAppearance) and model.SIZE == 96
     ops = {n.op_type for n in __import__("onnx").load(str(model.path)).graph.node}
     assert "Gemm" in ops  # the file is the full recognizer ...
     outputs = [o.name for o in model.session.get_outputs()]
     assert outputs == ["conv_12_relu", "conv_14_relu"]  # ... the session stops at conv_14
     crops = [model.align(px, face) for px, face in faces]
-    assert crops[0].shape == (64, 64, 3)
+    assert crops[0].shape == (96, 96, 3)
     vectors = model.appearance(crops)
     assert vectors.shape == (len(crops), SFaceAppearance.DIM) and np.isfinite(vectors).all()
     # One batched run gives what one run per face gives.

@@ -225,7 +225,7 @@ def train_mask(testdata, load, dry_run: bool) -> None:
         return
     # The SSD runs here only for the comparison: the server answers Mask with this head alone.
     manifest = {"command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache --mask",
-                "features": "the SFace appearance vector (3072: SFaceAppearance, 64 px crop)",
+                "features": "the SFace appearance vector (3072: SFaceAppearance, 96 px crop)",
                 "splits": {"mask": SPLITS["mask"]}, "datasets": {"mask": DATASETS["mask"]},
                 "chosen_because": "as accurate as the face-mask SSD (+ head) at none of its cost "
                                   "(the SSD's figures beside it, measured on the same split)",

@@ -4,7 +4,7 @@
 both ask :class:`AttributeEstimator` for a set of *families* (the API's names: Age, Beauty,
 Emotion, Eye, ...). Each family names the sources it needs (:data:`SOURCES`), and only those run:
 
-* ``appearance`` - SFace's appearance vector (one batched run of its truncated graph on 64 px
+* ``appearance`` - SFace's appearance vector (one batched run of its truncated graph on 96 px
   crops for all faces) read by linear heads trained on CelebA-HQ / UTKFace / the mask set
   (:mod:`openiai.vision.heads`); Mask is such a head;
 * ``mesh`` - the 468-point face mesh (pose, eye size), ``iris`` - the eyelid/iris model

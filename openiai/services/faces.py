@@ -105,7 +105,7 @@ class FacePipeline:
 
     def appearance(self, items: list[tuple[np.ndarray, Face]]) -> np.ndarray:
         """Appearance vectors (n, 3072) of faces, one batched run of the truncated SFace graph
-        on 64 px crops (:class:`openiai.vision.models.sface.SFaceAppearance`).
+        on 96 px crops (:class:`openiai.vision.models.sface.SFaceAppearance`).
 
         The appearance heads (:mod:`openiai.vision.appearance`) were trained on these vectors,
         so they are always SFace's, whatever FaceModelVersion a request names."""

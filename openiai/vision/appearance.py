@@ -3,7 +3,7 @@
 The heads (:mod:`openiai.vision.heads`, trained by ``tools/train_attribute_heads.py`` on
 CelebA-HQ with identities held out) read the 3072-float vector that
 :meth:`openiai.vision.models.sface.SFaceAppearance.appearance` returns (SFace's conv_12 and
-conv_14 activations on a 64 px crop, pooled).
+conv_14 activations on a 96 px crop, pooled).
 The server and the evaluation (:mod:`openiai.bench.celeba`) both go through
 :func:`appearance_attributes`, so the figures in the manifest are the server's own.
 """

@@ -3,7 +3,7 @@
 Aligned 112x112 crops -> unit 128-d embeddings. The recognizer owns its alignment (each
 recognizer has its own template and crop size): a 5-point similarity warp onto the ArcFace
 template, as ``cv::FaceRecognizerSF::alignCrop`` (:mod:`openiai.vision.align`).
-The same file, cut after conv_14 and run on a 64 px crop (:class:`SFaceAppearance`), gives
+The same file, cut after conv_14 and run on a 96 px crop (:class:`SFaceAppearance`), gives
 the face's *appearance vector*: two intermediate activations, pooled. Attribute heads (glasses,
 hat, smile, beard, ...; :mod:`openiai.vision.heads`) are linear models over it.
 
@@ -37,11 +37,12 @@ FILE = ModelFile(
 # the measurement quoted in issue 10 (CelebA-HQ heads over these taps reach 0.92-0.985
 # balanced accuracy).
 TAPS = ("conv_12_relu", "conv_14_relu")
-# The appearance graph runs on the aligned crop shrunk to this side: a 64 px crop costs about
-# a third of SFace's 112 px run, and the attribute heads (retrained on 64 px vectors) stay
-# above every floor (``openiai eval attributes``; the comparison is in
-# ``tools/train_attribute_heads.py``).
-APPEARANCE_SIZE = 64
+# The appearance graph runs on the aligned crop shrunk to this side: cost goes with the area
+# (96 px: 0.73 of a 112 px run, before the truncation's own saving). Measured on CelebA-HQ
+# held-out identities (logistic heads, the same split; tools/train_attribute_heads.py's
+# docstring): 64 px lost too much (beard 0.915, under its 0.92 floor; mouth open 0.865),
+# 80 px left bangs at 0.921; 96 px is as good as 112 px (beard 0.936, bangs 0.935).
+APPEARANCE_SIZE = 96
 
 
 def _pool(act: np.ndarray, cells: int) -> np.ndarray:
@@ -115,10 +116,10 @@ class SFace:
 
 
 class SFaceAppearance:
-    """SFace's layers up to conv_14 on a 64 px aligned crop: the *appearance vector* the
+    """SFace's layers up to conv_14 on a 96 px aligned crop: the *appearance vector* the
     attribute heads (:mod:`openiai.vision.appearance`) read. The same verified file as the
     recognizer, cut after the last tap (:func:`truncate`): no embedding is computed, and the
-    shrunken crop costs about a third of a recognizer run."""
+    shrunken crop costs about 0.6 of a recognizer run."""
 
     NAME = "sface_appearance"
     FILE = FILE
