@@ -24,6 +24,7 @@ same runtime functions the server uses (:mod:`openiai.vision.demographics`,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def _head(name: str, link: str, scaler, coef: np.ndarray, bias) -> LinearHead:
                       bias=np.asarray(bias, np.float32).reshape(1))
 
 
+# --reuse-hyper: the shipped manifests' held-out sections (their chosen hyper-parameters).
+REUSED: dict | None = None
+
+
 def fit_age(x: np.ndarray, age: np.ndarray) -> tuple[LinearHead, dict]:
     """Ridge for age, with the training age range and the ridge strength chosen by 5-fold CV
     MAE on the train split's adults (18-65, the range it is measured on): faces far outside
@@ -67,6 +72,9 @@ def fit_age(x: np.ndarray, age: np.ndarray) -> tuple[LinearHead, dict]:
     from sklearn.preprocessing import StandardScaler
 
     ranges, alphas = ((0, 200), (10, 80)), np.logspace(2, 4.5, 6)
+    if REUSED:
+        old = REUSED[demographics.HEADS]
+        ranges, alphas = (tuple(old["age_train_range"]),), np.array([old["age_ridge_alpha"]])
     scores = {}
     for lo, hi in ranges:
         for a in alphas:
@@ -92,6 +100,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, name: str) -> tuple[LinearHead, f
     from sklearn.preprocessing import StandardScaler
 
     sc = StandardScaler().fit(x)
+    if REUSED:
+        from sklearn.linear_model import LogisticRegression
+
+        c = (REUSED[demographics.HEADS]["gender_logistic_C"] if name == "gender"
+             else REUSED[masks.HEADS]["logistic_C"])
+        m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(sc.transform(x), y)
+        return _head(name, "logistic", sc, m.coef_[0], m.intercept_[0]), float(c)
     m = LogisticRegressionCV(Cs=np.logspace(-4, 0, 9), cv=5, max_iter=3000,
                              class_weight="balanced", scoring="balanced_accuracy").fit(sc.transform(x), y)
     return _head(name, "logistic", sc, m.coef_[0], m.intercept_[0]), float(m.C_[0])
@@ -105,7 +120,17 @@ def main() -> None:
     ap.add_argument("--mask", action="store_true")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="measure, write nothing")
+    ap.add_argument("--reuse-hyper", action="store_true",
+                    help="age range and ridge strength, the gender and mask heads' C from the "
+                         "shipped manifests instead of the CV searches (and no ablations): one "
+                         "fit per head, for a busy machine")
     args = ap.parse_args()
+    global REUSED
+    if args.reuse_hyper:
+        from openiai.vision.heads import HEADS_DIR
+
+        REUSED = {name: json.loads((HEADS_DIR / f"{name}.json").read_text())["held_out"]
+                  for name in (demographics.HEADS, masks.HEADS)}
     testdata = testdata_dir()
     pipe = face_pipeline()
     # Each set runs only the networks its heads read (the appearance vector comes with them);
@@ -146,7 +171,7 @@ def main() -> None:
         "age_n_test_adults": int(te.sum()), **chosen,
     }
     # Ablations (not shipped): net outputs only, appearance only.
-    for label, cols in (("net_only", slice(0, 82)), ("appearance_only", slice(82, None))):
+    for label, cols in () if REUSED else (("net_only", slice(0, 82)), ("appearance_only", slice(82, None))):
         h, _ = fit_age(feats[tr][:, cols], u_age[tr])
         figures[f"age_mae_utkface_test_adults_{label}"] = round(
             float(np.abs(np.clip(h(feats[te][:, cols]), 0, 100) - u_age[te]).mean()), 3)
@@ -173,7 +198,8 @@ def main() -> None:
     for k, v in figures.items():
         print(f"  {k}: {v}")
     manifest = {
-        "command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache",
+        "command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache"
+                   + (" --reuse-hyper" if REUSED else ""),
         "features": {"age": "demographics.age_features: [age net expected age, log age-net "
                             "probabilities (81), SFace appearance vector (3200)]",
                      "gender": "demographics.gender_features: [gender net logit p(male), SFace "
@@ -226,7 +252,8 @@ def train_mask(testdata, load, dry_run: bool) -> None:
     if dry_run:
         return
     # The SSD runs here only for the comparison: the server answers Mask with this head alone.
-    manifest = {"command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache --mask",
+    manifest = {"command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache --mask"
+                           + (" --reuse-hyper" if REUSED else ""),
                 "features": "the SFace appearance vector (3072: SFaceAppearance, 96 px crop)",
                 "splits": {"mask": SPLITS["mask"]}, "datasets": {"mask": DATASETS["mask"]},
                 "chosen_because": "as accurate as the face-mask SSD (+ head) at none of its cost "
