@@ -124,6 +124,9 @@ def main() -> None:
                     help="age range and ridge strength, the gender and mask heads' C from the "
                          "shipped manifests instead of the CV searches (and no ablations): one "
                          "fit per head, for a busy machine")
+    ap.add_argument("--utkface-only", action="store_true",
+                    help="train the gender head on UTKFace alone (no CelebA-HQ extraction); "
+                         "its CelebA-HQ figure is then left to `openiai eval attributes`")
     args = ap.parse_args()
     global REUSED
     if args.reuse_hyper:
@@ -145,13 +148,17 @@ def main() -> None:
         sweep(pipe, testdata, load)
         return
 
-    utk_items, cel_items = ad.utkface(testdata), ad.celeba_hq(testdata)
-    utk, cel = load("utkface", utk_items), load("celeba_hq", cel_items)
+    utk_items = ad.utkface(testdata)
+    cel_items = [] if args.utkface_only else ad.celeba_hq(testdata)
+    utk = load("utkface", utk_items)
+    cel = load("celeba_hq", cel_items) if cel_items else {
+        "found": np.zeros(0, bool), "padded": np.zeros(0, bool), "gender_p": np.zeros(0, np.float32),
+        "appearance": np.zeros((0, utk["appearance"].shape[1]), np.float32)}
     u_age = np.array([i.label for i in utk_items])
     u_male = np.array([i.extra for i in utk_items])
     u_train = np.array([i.train for i in utk_items])
     c_male = np.array([i.label for i in cel_items])
-    c_train = np.array([i.train for i in cel_items])
+    c_train = np.array([i.train for i in cel_items], bool)
     uf, cf = utk["found"].astype(bool), cel["found"].astype(bool)
     adult = (u_age >= ADULT[0]) & (u_age <= ADULT[1])
     print(f"UTKFace: {len(utk_items)} images, YuNet found {uf.sum()} ({utk['padded'].sum()} only after "
@@ -178,20 +185,22 @@ def main() -> None:
 
     # ---- gender
     g_feat_u = demographics.gender_features(utk["gender_p"], utk["appearance"])
-    g_feat_c = demographics.gender_features(cel["gender_p"], cel["appearance"])
     gtr_u, gtr_c = u_train & uf, c_train & cf
-    x = np.concatenate([g_feat_u[gtr_u], g_feat_c[gtr_c]])
-    y = np.concatenate([u_male[gtr_u], c_male[gtr_c]])
+    x, y = g_feat_u[gtr_u], u_male[gtr_u]
+    if cel_items:
+        g_feat_c = demographics.gender_features(cel["gender_p"], cel["appearance"])
+        x = np.concatenate([x, g_feat_c[gtr_c]])
+        y = np.concatenate([y, c_male[gtr_c]])
     g_head, c_reg = fit_logistic(x, y, "gender")
     heads["gender"] = g_head
     ute, cte = ~u_train & uf & adult, ~c_train & cf
     pu = demographics.p_males(utk["gender_p"][ute], utk["appearance"][ute], heads)
-    pc = demographics.p_males(cel["gender_p"][cte], cel["appearance"][cte], heads)
+    pc = demographics.p_males(cel["gender_p"][cte], cel["appearance"][cte], heads) if cel_items else None
     figures.update({
         "gender_accuracy_utkface_test_adults": round(float(np.mean((pu >= 0.5) == u_male[ute])), 4),
         "gender_accuracy_utkface_test_adults_net_alone": round(float(np.mean((utk["gender_p"][ute] >= 0.5) == u_male[ute])), 4),
-        "gender_balanced_accuracy_celeba_hq_test": round(ad.balanced_accuracy_at_half(pc, c_male[cte]), 4),
-        "gender_balanced_accuracy_celeba_hq_test_net_alone": round(ad.balanced_accuracy_at_half(cel["gender_p"][cte], c_male[cte]), 4),
+        "gender_balanced_accuracy_celeba_hq_test": round(ad.balanced_accuracy_at_half(pc, c_male[cte]), 4) if cel_items else None,
+        "gender_balanced_accuracy_celeba_hq_test_net_alone": round(ad.balanced_accuracy_at_half(cel["gender_p"][cte], c_male[cte]), 4) if cel_items else None,
         "gender_n_test_utkface_adults": int(ute.sum()), "gender_n_test_celeba_hq": int(cte.sum()),
         "gender_n_train": int(len(y)), "gender_logistic_C": c_reg,
     })
@@ -199,11 +208,11 @@ def main() -> None:
         print(f"  {k}: {v}")
     manifest = {
         "command": "PYTHONPATH=. python tools/train_age_gender.py --cache /tmp/demo_cache"
-                   + (" --reuse-hyper" if REUSED else ""),
+                   + (" --reuse-hyper" if REUSED else "") + (" --utkface-only" if args.utkface_only else ""),
         "features": {"age": "demographics.age_features: [age net expected age, log age-net "
-                            "probabilities (81), SFace appearance vector (3200)]",
+                            "probabilities (81), SFace appearance vector (3072, 96 px)]",
                      "gender": "demographics.gender_features: [gender net logit p(male), SFace "
-                               "appearance vector (3200)]"},
+                               "appearance vector (3072, 96 px)]"},
         "splits": {k: SPLITS[k] for k in ("utkface", "celeba_hq")},
         "datasets": {k: DATASETS[k] for k in ("utkface", "celeba_hq")},
         "licence_note": "UTKFace and CelebA are research-only (non-commercial) data sets; these "
