@@ -662,7 +662,10 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
                     "web console page load times over 10,000 persons (--shots DIR: screenshots)"),
         "priority": ("openiai.bench.priority",
                      "GetGroupList p50/p99 idle and under image load, one pool vs separate"),
+        "engine": ("openiai.bench.engine", "ms/face of detector and recognizer, float vs int8"),
     }, None),
+    "quantize": ("build the int8 SFace recognizer (reproducible; prints its sha256)", {},
+                 "openiai.bench.quantize"),
     "calibrate": ("measure LFW impostor scores and write a score table to --out FILE "
                   "(the shipped table only with --replace-shipped)", {},
                   "openiai.bench.calibrate"),

@@ -15,6 +15,7 @@ from openiai.vision.appearance import (BINARY, HAIR_CLASSES, HAIR_COLOR, HEADS_N
                                        appearance_attributes)
 from openiai.vision.heads import HEADS_DIR, HeadsIntegrityError, load_heads
 from openiai.vision.image import decode_bytes
+from openiai.vision.models.sface import SFaceAppearance
 
 PER_CLASS = 5  # first held-out faces of each label, in labels.csv order (no picking)
 
@@ -29,7 +30,8 @@ def test_shipped_heads_load_with_their_digest():
     assert set(heads) == set(BINARY) | {HAIR_COLOR}
     assert heads[HAIR_COLOR].classes == HAIR_CLASSES
     for h in heads.values():
-        assert h.mean.shape == h.scale.shape == (3200,) and h.weights.shape[0] == 3200
+        assert h.mean.shape == h.scale.shape == (SFaceAppearance.DIM,)
+        assert h.weights.shape[0] == SFaceAppearance.DIM
         assert h.weights.dtype == np.float32 and np.all(h.scale > 0)
 
 
@@ -72,6 +74,6 @@ def test_hair_colour_is_a_distribution_and_evaluation_rows_have_their_shape(test
     assert by["eyeglasses"]["floor"] == 0.92 and by["male"]["floor"] is None
     pixels = decode_bytes(celeba.image_path(
         testdata, celeba.read_labels(testdata)[0]).read_bytes()).pixels
-    _, appearance = pipeline.appearance([(pixels, pipeline.detect(pixels)[0])])
+    appearance = pipeline.appearance([(pixels, pipeline.detect(pixels)[0])])
     hair = appearance_attributes(load_heads(HEADS_NAME), appearance[0])[HAIR_COLOR]
     assert tuple(hair) == HAIR_CLASSES and abs(sum(hair.values()) - 1) < 1e-5

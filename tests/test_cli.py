@@ -308,7 +308,9 @@ def test_version_and_every_subcommand_help_lists_its_options():
         ("eval", "lfw"): ["--lfw", "--workers"],
         ("calibrate",): ["--out", "--replace-shipped", "--lfw", "--workers"],
         ("bench",): ["bench search", "--n", "bench api", "--clients", "bench startup",
-                     "bench attributes", "--faces", "bench priority", "--idle-requests"],
+                     "bench attributes", "--faces", "bench priority", "--idle-requests",
+                     "bench engine", "--rounds"],
+        ("quantize",): ["--out", "--calibration"],
     }
     for args, options in expected.items():
         out = _openiai(*args, "--help")

@@ -52,12 +52,15 @@ def test_detect_face_runs_only_the_models_it_needs(services):
 
     _, stages = call(services, "DetectFaceAttributes", Image=photo(), FaceAttributesType="Headpose")
     assert "landmarks" in stages and zoo.loaded("face_mesh")
-    assert not any(zoo.loaded(n) for n in ("sface", "iris", "age", "gender", "expression", "mask"))
+    assert not any(zoo.loaded(n) for n in ("sface", "sface_appearance", "iris", "age", "gender",
+                                           "expression", "mask"))
 
     out, stages = call(services, "DetectFace", Image=photo(), NeedFaceAttributes=1)
     assert {"landmarks", "attributes"} <= set(stages)
-    assert all(zoo.loaded(n) for n in ("face_mesh", "iris", "sface", "age", "gender", "mask",
+    assert all(zoo.loaded(n) for n in ("face_mesh", "iris", "sface_appearance", "age", "gender",
                                        "expression"))  # expression: Expression (smile)
+    # The recognizer and the mask SSD are not needed for attributes (Mask is an appearance head).
+    assert not zoo.loaded("sface") and not zoo.loaded("mask")
     assert out["FaceInfos"][0]["FaceAttributesInfo"]["Yaw"] != 0 or \
         out["FaceInfos"][0]["FaceAttributesInfo"]["Roll"] != 0
 

@@ -154,8 +154,13 @@ def test_two_servers_on_one_postgres(database_url, tmp_path):
         via_one.call("CreatePerson", GroupId="g", PersonId="colin", PersonName="C", Image=photo("Colin_Powell"))
         acked = time.monotonic()
         probe = photo("Colin_Powell", 1)
-        while top_person(via_two, probe) != "colin":
-            assert time.monotonic() - acked < 1.0, "not found through the other process within 1 s"
+        # A search that starts within 1 s of the acknowledgement finds it (the search's own
+        # time is not the sync's: on a loaded machine one search can take longer than that).
+        while True:
+            started = time.monotonic() - acked
+            if top_person(via_two, probe) == "colin":
+                break
+            assert started < 1.0, "not found through the other process within 1 s"
             time.sleep(0.05)
         # SIGKILL of the process that took the writes: the other one has every acknowledged one.
         writer = Enroller(via_one, identities(8)).start()

@@ -28,6 +28,7 @@ from openiai.services.faces import FacePipeline
 from openiai.core.settings import Settings
 from openiai.vision.appearance import HEADS_NAME, appearance_attributes_batch
 from openiai.vision.heads import HEADS_DIR, load_heads
+from openiai.vision.models.sface import SFaceAppearance
 
 from .attribute_data import balanced_accuracy, in_train
 from openiai.vision.image import decode_bytes
@@ -91,7 +92,7 @@ def image_path(testdata: Path, row: Row) -> Path:
 @dataclass
 class Extracted:
     found: np.ndarray  # (n,) bool: YuNet found a face
-    appearance: np.ndarray  # (n, 3200) float32; zeros where nothing was found
+    appearance: np.ndarray  # (n, SFaceAppearance.DIM) float32; zeros where nothing was found
     score: np.ndarray  # (n,) detector score, 0 where nothing was found
 
 
@@ -99,13 +100,13 @@ def extract(pipeline: FacePipeline, paths: list[Path]) -> Extracted:
     """Appearance vectors of the largest face of each image, one image per run (as a request)."""
     found = np.zeros(len(paths), bool)
     score = np.zeros(len(paths), np.float32)
-    rows = np.zeros((len(paths), 3200), np.float32)
+    rows = np.zeros((len(paths), SFaceAppearance.DIM), np.float32)
     for i, path in enumerate(paths):
         pixels = decode_bytes(Path(path).read_bytes()).pixels
         faces = pipeline.detect(pixels)
         if not faces:
             continue
-        _, appearance = pipeline.appearance([(pixels, faces[0])])
+        appearance = pipeline.appearance([(pixels, faces[0])])
         found[i], score[i], rows[i] = True, faces[0].score, appearance[0]
     return Extracted(found, rows, score)
 

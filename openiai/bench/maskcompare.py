@@ -84,12 +84,12 @@ def _face(pipe, pixels: np.ndarray, policy: str, retry: float = evaluate.RETRY_S
 
 def face_outputs(pipe, heads, pixels: np.ndarray, face, variants) -> dict[str, np.ndarray]:
     """Whole-face embedding, p(mask) and upper-face embeddings of one face."""
-    emb, appearance = pipe.appearance([(pixels, face)])
-    ssd = pipe.infer("mask", lambda m: m.p_mask(pixels, face))
+    emb = pipe.features_of([(pixels, face)], "3.0")
+    appearance = pipe.appearance([(pixels, face)])
     crop = pipe.aligned_crop(pixels, face, "3.0")
     uppers = [occlude_lower(crop, row, fill) for row, fill in variants]
     upper = pipe.infer("sface", lambda m: m.embed(uppers), "embed")
-    return {"full": emb[0], "p_mask": np.float32(masks.p_masks(np.array([ssd]), appearance, heads)[0]),
+    return {"full": emb[0], "p_mask": np.float32(masks.p_masks(appearance, heads)[0]),
             "upper": np.asarray(upper, np.float32)}
 
 
@@ -124,7 +124,7 @@ def measure(paths: list[Path], testdata: Path, variants, cache: Path | None, wor
     from ..services.attributes import AttributeEstimator
 
     pipe = evaluate.face_pipeline()
-    heads = AttributeEstimator(pipe).heads(masks.HEADS, optional=True)
+    heads = AttributeEstimator(pipe).heads(masks.HEADS)
     rows: list[dict] = [None] * len(paths)  # type: ignore[list-item]
     t0 = time.perf_counter()
     with evaluate.progress_bar() as bar, ThreadPoolExecutor(max(1, workers)) as pool:

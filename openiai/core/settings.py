@@ -34,6 +34,10 @@ class Settings:
     # unbounded concurrent embeddings took 119 ms each against 17 ms alone.
     inference_slots: int = 0
     ort_threads: int = 1
+    # Recognizer arithmetic: "float" (the calibrated SFace), "int8" (the quantised build,
+    # vision/models/sface.py), or "auto" (int8 only where it is both faster and mixable with
+    # stored float features; see sface.choose_recognizer).
+    inference: str = "auto"
     # Beside the checkout, as the project lays it out (`OPENIAI_TESTDATA` elsewhere).
     testdata_dir: Path = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
     # Vector index snapshots: after this many changes, or this many seconds with any change.
@@ -150,6 +154,13 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _inference(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "float", "int8"):
+        raise ValueError("expected auto, float or int8")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 <= value <= 65535:
@@ -168,6 +179,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
     "OPENIAI_INFERENCE_SLOTS": ("inference_slots", _count, "model runs at once (0: CPUs)"),
     "OPENIAI_ORT_THREADS": ("ort_threads", _positive_int, "onnxruntime threads per run"),
     "OPENIAI_TESTDATA": ("testdata_dir", Path, "test and evaluation images"),
+    "OPENIAI_INFERENCE": ("inference", _inference, "recognizer arithmetic: auto, float, int8"),
     "OPENIAI_INDEX_SNAPSHOT_CHANGES": ("index_snapshot_changes", _positive_int,
                                        "index snapshot after this many changes"),
     "OPENIAI_INDEX_SNAPSHOT_SECONDS": ("index_snapshot_seconds", _seconds,

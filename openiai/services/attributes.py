@@ -4,13 +4,17 @@
 both ask :class:`AttributeEstimator` for a set of *families* (the API's names: Age, Beauty,
 Emotion, Eye, ...). Each family names the sources it needs (:data:`SOURCES`), and only those run:
 
-* ``appearance`` - SFace's appearance vector (one batched run for all faces) read by linear
-  heads trained on CelebA-HQ / UTKFace (:mod:`openiai.vision.heads`); it also embeds the face;
+* ``appearance`` - SFace's appearance vector (one batched run of its truncated graph on 96 px
+  crops for all faces) read by linear heads trained on CelebA-HQ / UTKFace / the mask set
+  (:mod:`openiai.vision.heads`); Mask is such a head;
 * ``mesh`` - the 468-point face mesh (pose, eye size), ``iris`` - the eyelid/iris model
   (eye openness);
 * ``age`` / ``gender`` - the dlib/Cydral nets on a face chip, combined with the appearance
   heads (:mod:`openiai.vision.demographics`);
-* ``expression`` - mini-XCEPTION (Emotion); ``mask`` - the face-mask detector;
+* ``expression`` - mini-XCEPTION (Emotion); ``mask`` - the face-mask SSD, which no family
+  needs any more (the appearance head alone is as accurate, ``vision/trained/mask.json``, and
+  the SSD cost more than every other model but SFace): only the training tool's comparison
+  runs it;
 * Smile and Mouth stack the appearance heads, the expression net and the mesh's mouth shape
   (:mod:`openiai.vision.mouth`): each alone falls short on CelebA-HQ.
 
@@ -50,7 +54,7 @@ SOURCES: dict[str, frozenset[str]] = {
     "Hair": frozenset({"appearance"}),
     "Hat": frozenset({"appearance"}),
     "Headpose": frozenset({"mesh"}),
-    "Mask": frozenset({"mask", "appearance"}),
+    "Mask": frozenset({"appearance"}),
     "Mouth": frozenset({"appearance", "expression", "mesh"}),
     "Moustache": frozenset({"appearance"}),
     "Nose": frozenset(),
@@ -121,9 +125,8 @@ class AttributeEstimator:
 
     def warmup(self) -> None:
         """Load (and digest-check) every heads file now, so a damaged install shows at start."""
-        for name in (APPEARANCE, demographics.HEADS, mouth.HEADS):
+        for name in (APPEARANCE, demographics.HEADS, mouth.HEADS, masks.HEADS):
             self.heads(name)
-        self.heads(masks.HEADS, optional=True)
 
     @staticmethod
     def sources(families: set[str]) -> set[str]:
@@ -144,7 +147,7 @@ class AttributeEstimator:
         p = self.pipeline
         if "appearance" in sources:
             with _timed(timings, "appearance"):
-                _, rows = p.appearance([(pixels, f) for f in faces])
+                rows = p.appearance([(pixels, f) for f in faces])
             for o, row in zip(out, rows):
                 o["appearance"] = row
         for name, key, run in (
@@ -185,9 +188,8 @@ class AttributeEstimator:
                                                    self.heads(demographics.HEADS))
                 if "expression" in o:
                     a.emotion = o["expression"]
-                if "mask_ssd" in o:
-                    a.p_mask = masks.p_mask(o["mask_ssd"], o["appearance"],
-                                            self.heads(masks.HEADS, optional=True))
+                if "appearance" in o and "Mask" in families:
+                    a.p_mask = masks.p_mask(o["appearance"], self.heads(masks.HEADS))
                 mesh = o.get("mesh")
                 if mesh is not None:
                     a.pose = pose.head_pose(f, pixels.shape, ibug68(mesh.points))

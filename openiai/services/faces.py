@@ -40,7 +40,7 @@ MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
 DETECTOR = "yunet"
 MESH = "face_mesh"
 IRIS = "iris"
-APPEARANCE_RECOGNIZER = "sface"  # the network the appearance heads read
+APPEARANCE = "sface_appearance"  # the network the appearance heads read
 
 
 class FacePipeline:
@@ -51,7 +51,8 @@ class FacePipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FacePipeline":
-        return cls(ModelZoo(settings.model_dir, settings.ort_threads), settings.slots,
+        return cls(ModelZoo(settings.model_dir, settings.ort_threads,
+                            inference=settings.inference), settings.slots,
                    settings.allow_private_urls)
 
     # ---------------------------------------------------------------- images and faces
@@ -123,18 +124,19 @@ class FacePipeline:
             with self._slots:
                 return np.asarray(recognizer.embed(crops), np.float32)
 
-    def appearance(self, items: list[tuple[np.ndarray, Face]]) -> tuple[np.ndarray, np.ndarray]:
-        """SFace embeddings (n, 128) and appearance vectors (n, 3200) of faces, one batched run.
+    def appearance(self, items: list[tuple[np.ndarray, Face]]) -> np.ndarray:
+        """Appearance vectors (n, 3072) of faces, one batched run of the truncated SFace graph
+        on 96 px crops (:class:`openiai.vision.models.sface.SFaceAppearance`).
 
         The appearance heads (:mod:`openiai.vision.appearance`) were trained on these vectors,
         so they are always SFace's, whatever FaceModelVersion a request names."""
-        recognizer = self.zoo.get(APPEARANCE_RECOGNIZER)
+        model = self.zoo.get(APPEARANCE)
         if not items:
-            return recognizer.embed_with_appearance([])
+            return model.appearance([])
         with stage("attributes"):
-            crops = [recognizer.align(pixels, face) for pixels, face in items]
+            crops = [model.align(pixels, face) for pixels, face in items]
             with self._slots:
-                return recognizer.embed_with_appearance(crops)
+                return model.appearance(crops)
 
     def aligned_crop(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
         """The face as the version's recognizer sees it."""

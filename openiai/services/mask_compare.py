@@ -1,9 +1,8 @@
 """CompareMaskFace's comparison: whole face when neither face wears a mask, upper face when one
 does.
 
-Each face is embedded once (SFace, whose run also gives the appearance vector) and checked for
-a mask by the attribute work's mask detector (the SSD and the shipped mask head,
-:func:`openiai.vision.masks.p_masks`). When either face is masked, both are compared on their
+Each face is embedded once by the version's recognizer and checked for a mask by the attribute
+work's mask head over SFace's appearance vector (:func:`openiai.vision.masks.p_masks`). When either face is masked, both are compared on their
 upper halves (:mod:`openiai.vision.upper_face`), and the cosine maps to the Score through the
 table measured for that comparison (``mask_calibration.json``), so 40/50/60 keep meaning FAR
 1e-3/1e-4/1e-5 on masked pairs; otherwise the whole-face cosine maps through CompareFace's
@@ -17,11 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import versions
 from ..vision import masks
 from ..vision.types import Face
 from .attributes import AttributeEstimator
-from .faces import APPEARANCE_RECOGNIZER, FacePipeline
+from .faces import FacePipeline
 
 MASKED = 0.5  # p(mask) at or above this sends the pair down the upper-face path
 
@@ -40,12 +38,9 @@ class MaskComparison:
 def compare_masked(pipeline: FacePipeline, estimator: AttributeEstimator,
                    items: list[tuple[np.ndarray, Face]], model_version: str = "3.0") -> MaskComparison:
     """Compare two faces (``items``: (pixels, face) each) as CompareMaskFace does."""
-    emb, appearance = pipeline.appearance(items)
-    if versions.get(model_version).recognizer != APPEARANCE_RECOGNIZER:
-        emb = pipeline.features_of(items, model_version)
-    ssd = pipeline.infer("mask", lambda m: [m.p_mask(pixels, face) for pixels, face in items])
-    p = masks.p_masks(np.asarray(ssd, np.float32), appearance,
-                      estimator.heads(masks.HEADS, optional=True))
+    emb = pipeline.features_of(items, model_version)
+    appearance = pipeline.appearance(items)
+    p = masks.p_masks(appearance, estimator.heads(masks.HEADS))
     if bool((p >= MASKED).any()):
         upper = pipeline.upper_face_features(items, model_version)
         return MaskComparison(float(np.dot(upper[0], upper[1])), tuple(map(float, p)), "mask")

@@ -1,8 +1,9 @@
 """Face attributes from SFace's appearance vector: the shipped ``appearance`` heads, applied.
 
 The heads (:mod:`openiai.vision.heads`, trained by ``tools/train_attribute_heads.py`` on
-CelebA-HQ with identities held out) read the 3200-float vector that
-:meth:`openiai.vision.models.sface.SFace.embed_with_appearance` returns beside the embedding.
+CelebA-HQ with identities held out) read the 3072-float vector that
+:meth:`openiai.vision.models.sface.SFaceAppearance.appearance` returns (SFace's conv_12 and
+conv_14 activations on a 96 px crop, pooled).
 The server and the evaluation (:mod:`openiai.bench.celeba`) both go through
 :func:`appearance_attributes`, so the figures in the manifest are the server's own.
 """
@@ -23,7 +24,7 @@ HAIR_CLASSES = ("black", "blond", "brown", "gray")
 
 def appearance_attributes_batch(heads: dict[str, LinearHead],
                                 appearance: np.ndarray) -> list[dict[str, object]]:
-    """(n, 3200) appearance vectors -> per face: head name -> P(yes), or for a softmax head a
+    """(n, 3072) appearance vectors -> per face: head name -> P(yes), or for a softmax head a
     dict class -> probability. All heads of a batch run as one matrix product each."""
     x = np.atleast_2d(np.asarray(appearance, np.float32))
     out: list[dict[str, object]] = [{} for _ in range(len(x))]

@@ -23,11 +23,20 @@ HEADS = "smile_mouth"
 def features(appearance_heads: dict, expression: np.ndarray, mesh: Mesh) -> np.ndarray:
     """(12,): logits of the appearance heads ``smiling`` and ``mouth_open``, the expression
     net's log-probabilities (its class order), and the mouth geometry (opening, width, lift)."""
-    return np.concatenate([
-        [logit(float(appearance_heads["smiling"])), logit(float(appearance_heads["mouth_open"]))],
-        np.log(np.maximum(np.asarray(expression, np.float32).reshape(-1), 1e-6)),
-        mouth_shape(mesh),
-    ]).astype(np.float32)
+    return np.concatenate([head_logits(appearance_heads),
+                           expression_and_shape(expression, mesh)]).astype(np.float32)
+
+
+def head_logits(appearance_heads: dict) -> np.ndarray:
+    """(2,): the first two columns of :func:`features`."""
+    return np.array([logit(float(appearance_heads["smiling"])),
+                     logit(float(appearance_heads["mouth_open"]))], np.float32)
+
+
+def expression_and_shape(expression: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """(10,): the other columns of :func:`features` (what no appearance head changes)."""
+    return np.concatenate([np.log(np.maximum(np.asarray(expression, np.float32).reshape(-1), 1e-6)),
+                           mouth_shape(mesh)]).astype(np.float32)
 
 
 def smile_and_mouth(heads: dict[str, LinearHead], row: np.ndarray) -> tuple[float, float]:

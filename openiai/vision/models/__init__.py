@@ -5,12 +5,14 @@ name        class                  call
 =========== ====================== =========================================================
 yunet       :class:`YuNet`         ``detect(pixels, min_face_size, max_faces)`` -> faces
 sface       :class:`SFace`         ``align(pixels, face)`` -> crop; ``embed(crops)`` -> features
+                                   (``SFaceInt8`` with ``OPENIAI_INFERENCE=int8``)
+sface_app.. ``SFaceAppearance``    ``align(pixels, face)`` -> 96 px crop; ``appearance(crops)``
 face_mesh   :class:`FaceMesh`      ``get(pixels, face)`` -> (468, 3) mesh points
 iris        :class:`IrisLandmarks` ``get(pixels, mesh)`` -> per eye: contour (71, 2), iris (5, 2)
 age         ``AgeNet``             ``probabilities(chips)`` -> (n, 81) over 0..80 years
 gender      ``GenderNet``          ``p_male(chips)`` -> (n,)
 expression  ``Expression``         ``probabilities(pixels, face)`` -> (7,)
-mask        ``MaskDetector``       ``p_mask(pixels, face)`` -> p(mask)
+mask        ``MaskDetector``       ``p_mask(pixels, face)`` -> p(mask) (training/evaluation only)
 minifasnet  ``MiniFASNet``         ``features(pixels, faces, flips)`` -> liveness features per view
 dlib_resnet ``DlibResNet``         ``align(pixels, face)`` -> 150 px chip; ``embed(chips)`` -> features
 =========== ====================== =========================================================

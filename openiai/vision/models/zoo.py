@@ -22,20 +22,23 @@ from .files import ModelIntegrityError, locate, verify
 from .iris import IrisLandmarks
 from .mask import MaskDetector
 from .minifasnet import MiniFASNet
-from .sface import SFace
+from .sface import SFace, SFaceAppearance, choose_recognizer
 from .yunet import YuNet
 
 MODEL_CLASSES: dict[str, type] = {cls.NAME: cls for cls in (
-    YuNet, SFace, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression, MaskDetector,
-    MiniFASNet, DlibResNet)}
+    YuNet, SFace, SFaceAppearance, FaceMesh, IrisLandmarks, AgeNet, GenderNet, Expression,
+    MaskDetector, MiniFASNet, DlibResNet)}
 
 
 class ModelZoo:
     def __init__(self, model_dir: Path | None = None, threads: int = 1,
-                 classes: dict[str, type] | None = None) -> None:
+                 classes: dict[str, type] | None = None, inference: str = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir else None
         self.threads = max(1, int(threads))
         self.classes = dict(classes or MODEL_CLASSES)
+        # "sface" is the float or the int8 build (OPENIAI_INFERENCE); one zoo, one of them.
+        if self.classes.get(SFace.NAME) is SFace:
+            self.classes[SFace.NAME] = choose_recognizer(inference)
         self._models: dict[str, object] = {}
         self._errors: dict[str, str] = {}
         self._locks = {name: threading.Lock() for name in self.classes}
