@@ -21,6 +21,31 @@ MAX_SKEW_SECONDS = 300
 KeyLookup = Callable[[str], KeyRecord | None]
 
 
+class _Recent:
+    """What was first stored under a key within the last ``window`` seconds: the memory behind
+    v1 replay protection and strict replay. Expired entries are dropped once it holds more
+    than ``prune_above``."""
+
+    def __init__(self, window: float, prune_above: int) -> None:
+        self._entries: dict = {}  # key -> (value, monotonic time stored)
+        self._lock = threading.Lock()
+        self._window = window
+        self._prune_above = prune_above
+
+    def first(self, key, value):
+        """The value stored under ``key`` within the window, or None after storing ``value``."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) > self._prune_above:
+                self._entries = {k: v for k, v in self._entries.items()
+                                 if now - v[1] < self._window}
+            seen = self._entries.get(key)
+            if seen is not None and now - seen[1] < self._window:
+                return seen[0]
+            self._entries[key] = (value, now)
+            return None
+
+
 class NonceCache:
     """v1 replay protection: a signed (SecretId, Timestamp, Nonce) is accepted once.
 
@@ -30,20 +55,10 @@ class NonceCache:
     """
 
     def __init__(self, window: int = 2 * MAX_SKEW_SECONDS) -> None:
-        self._seen: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-        self._window = window
+        self._seen = _Recent(window, prune_above=10_000)
 
     def add(self, key: tuple[str, ...]) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {k: t for k, t in self._seen.items() if now - t < self._window}
-            seen_at = self._seen.get(key)
-            if seen_at is not None and now - seen_at < self._window:
-                return False
-            self._seen[key] = now
-            return True
+        return self._seen.first(key, True) is None
 
 
 class SignatureActions:
@@ -58,21 +73,12 @@ class SignatureActions:
     """
 
     def __init__(self, window: int = 2 * MAX_SKEW_SECONDS) -> None:
-        self._first: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-        self._window = window
+        self._first = _Recent(window, prune_above=100_000)
 
     def bind(self, signature: str, action: str) -> bool:
         """True if ``action`` is the one ``signature`` was first used with (remembering it)."""
-        now = time.monotonic()
-        with self._lock:
-            if len(self._first) > 100_000:
-                self._first = {k: v for k, v in self._first.items() if now - v[1] < self._window}
-            seen = self._first.get(signature)
-            if seen is not None and now - seen[1] < self._window:
-                return seen[0] == action
-            self._first[signature] = (action, now)
-            return True
+        first = self._first.first(signature, action)
+        return first is None or first == action
 
 
 def _host_variants(host: str) -> list[str]:
