@@ -37,8 +37,10 @@ class Services:
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
-            if owner:  # before the index loads: faces lacking their own version's vector
-                self.reextracted = reextract_missing(self.db, self.faces)
+            # Before the index loads: faces lacking their own version's vector. One process
+            # does it (the index writer); other workers follow its writes through the log.
+            if owner and index_writer:
+                reextract_missing(self.db, self.faces)
             self._start_index(settings, owner, background, index_writer)
 
     def _start_index(self, settings: Settings, owner: bool, background: bool, writer: bool) -> None:
