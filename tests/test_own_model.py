@@ -110,13 +110,14 @@ def test_broken_config_is_one_line(tmp_path, case, own_versions_restored):
     from openiai.vision.models import own
 
     config, name, expected = BROKEN[case]
-    data = own_data_dir(tmp_path, config, name, link=True)
+    own.install(own_data_dir(tmp_path / "good", link=True), require_tables=False)
+    data = own_data_dir(tmp_path / "broken", config, name, link=True)
     with pytest.raises(own.OwnModelError) as caught:
         own.install(data)
     message = str(caught.value)
     assert expected in message and str(data / "models" / name) in message
     assert "\n" not in message
-    assert versions.own_names() == ()  # nothing half-installed
+    assert versions.own_names() == ()  # nothing half-installed, nothing left from before
     assert "9.0" not in versions.names()
 
 

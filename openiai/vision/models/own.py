@@ -376,16 +376,19 @@ def install(data_dir: Path, require_tables: bool = True) -> dict[str, type]:
     (``openiai calibrate``, which writes the tables) accepts a version without its table yet."""
     from .. import scores
 
-    models = load(data_dir)
-    versions.install_own([version_of(m) for m in models])
-    scores.forget_tables()
-    for model in models if require_tables else ():
-        try:
-            check_table(model)
-        except ValueError as exc:
-            versions.install_own([])
-            scores.forget_tables()
-            raise OwnModelError(f"model config {model.config}: {exc}") from None
+    try:
+        models = load(data_dir)
+        versions.install_own([version_of(m) for m in models])
+        scores.forget_tables()
+        for model in models if require_tables else ():
+            try:
+                check_table(model)
+            except ValueError as exc:
+                raise OwnModelError(f"model config {model.config}: {exc}") from None
+    except OwnModelError:  # none rather than some: a process that goes on serves built-ins only
+        versions.install_own([])
+        scores.forget_tables()
+        raise
     return {m.recognizer: recognizer_class(m) for m in models}
 
 
