@@ -713,8 +713,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", help="folder with one sub-folder of images per person")
     p.add_argument("--group", required=True, help="GroupId (created if missing)")
     p.add_argument("--group-name", help="GroupName for a new group (default: the GroupId)")
-    p.add_argument("--face-model-version", choices=list(versions.names()),
-                   help="FaceModelVersion for a new group (default 3.0)")
+    # Not argparse choices: the data directory's own versions are known only once it is open.
+    p.add_argument("--face-model-version",
+                   help=f"FaceModelVersion for a new group: {', '.join(versions.names())} or one "
+                        "of your own (<data dir>/models/N.M.toml) (default 3.0)")
     p.add_argument("--account", default="default", help="account (created if missing; default `default`)")
     p.add_argument("--csv", help="CSV with columns folder,PersonId,PersonName[,Gender] "
                    "(header optional); folders not listed use the folder name")

@@ -25,8 +25,13 @@ class ModelVersion:
     # "The maximum number of faces in groups that can be searched for at a time ... is 1 million
     # for v2.0 or 3 million for v3.0."
     search_faces_limit: int
-    # SearchPersons*, VerifyPerson and the person features they use exist for 3.0 only.
+    # SearchPersons*, VerifyPerson and the person features they use exist for 3.0 only (and
+    # for an operator's own versions, which follow 3.0).
     person_search: bool
+    # The score table's file when it is not a shipped one: an operator's own recognizer
+    # (openiai.vision.models.own) keeps it in the data directory. None: the shipped table of
+    # :attr:`recognizer` (openiai.vision.scores.calibration_path).
+    table: str | None = None
 
 
 VERSIONS: dict[str, ModelVersion] = {
@@ -41,6 +46,10 @@ VERSIONS: dict[str, ModelVersion] = {
         search_faces_limit=3_000_000, person_search=True),
 }
 DEFAULT = "3.0"
+BUILTIN = frozenset(VERSIONS)
+# The anchors and limits an operator's own version gets: those of 3.0, whose API it follows.
+OWN_ANCHOR_SCORES = VERSIONS["3.0"].anchor_scores
+OWN_SEARCH_FACES_LIMIT = VERSIONS["3.0"].search_faces_limit
 
 
 class UnknownModelVersion(ValueError):
@@ -63,3 +72,20 @@ def names() -> tuple[str, ...]:
 def recognizers() -> tuple[str, ...]:
     """The zoo names of every recognizer some version uses (each loaded once)."""
     return tuple(sorted({v.recognizer for v in VERSIONS.values()}))
+
+
+def install_own(own: list[ModelVersion]) -> None:
+    """Make ``own`` the operator's versions (the data directory's ``models/*.toml``, loaded by
+    :func:`openiai.vision.models.own.install`), replacing any installed before; the built-in
+    versions stay. Called once per process at start-up, before requests are served."""
+    for name in [n for n in VERSIONS if n not in BUILTIN]:
+        del VERSIONS[name]
+    for version in own:
+        if version.name in BUILTIN:
+            raise ValueError(f"FaceModelVersion {version.name} is built in")
+        VERSIONS[version.name] = version
+
+
+def own_names() -> tuple[str, ...]:
+    """The operator's versions now installed (empty unless configured)."""
+    return tuple(sorted(n for n in VERSIONS if n not in BUILTIN))

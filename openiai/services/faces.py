@@ -30,7 +30,8 @@ from ..vision.canonical import canonical_crop, encode_crop
 from ..vision.image import load_image
 from ..vision.landmarks import dense_shape, face_shape, ibug68
 from ..vision.mesh import Mesh
-from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
+from ..vision.models import DEFAULT_SCORE_THRESHOLD, MODEL_CLASSES, ModelZoo
+from ..vision.models.own import install as install_own_models
 from ..vision.rotation import detect_rotated
 from ..vision.upper_face import occlude_lower
 from ..vision.types import DecodedImage, Face
@@ -50,10 +51,15 @@ class FacePipeline:
         self._slots = threading.BoundedSemaphore(max(1, slots))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "FacePipeline":
+    def from_settings(cls, settings: Settings, require_tables: bool = True) -> "FacePipeline":
+        """The pipeline over the shipped models and the operator's own recognizers (the data
+        directory's ``models/*.toml``, :mod:`openiai.vision.models.own`, whose versions this
+        installs); a broken config raises :class:`~openiai.vision.models.own.OwnModelError`.
+        ``require_tables=False``: an own version may lack its score table (calibration)."""
+        own = install_own_models(settings.data_dir, require_tables)
         return cls(ModelZoo(settings.model_dir, settings.ort_threads,
-                            inference=settings.inference), settings.slots,
-                   settings.allow_private_urls)
+                            classes={**MODEL_CLASSES, **own}, inference=settings.inference),
+                   settings.slots, settings.allow_private_urls)
 
     # ---------------------------------------------------------------- images and faces
     def load(self, image_b64: str | None, url: str | None) -> DecodedImage:

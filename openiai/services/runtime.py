@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from ..core import versions
 from ..core.settings import Settings
 from ..index import VectorIndex, open_engine
 from ..store.db import Database
 from ..store.keys import KeyStore, load_master_key
+from ..store.schema import Group, Person
+from ..vision.models.own import OwnModelError, folder
 from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
 from .liveness import LivenessEstimator
 from .reextract import reextract_missing
+
+
+def check_versions_in_use(db: Database, settings: Settings) -> None:
+    """Every FaceModelVersion the database's groups and persons use is one this process
+    serves: an operator's own version whose config left ``<data>/models`` stops the start with
+    one line instead of failing deep inside the index load."""
+    with db.read() as s:
+        used = set(s.scalars(select(Group.face_model_version).distinct()))
+        used |= set(s.scalars(select(Person.face_model_version).distinct()))
+    missing = sorted(v for v in used if v not in versions.VERSIONS)
+    if missing:
+        raise OwnModelError(
+            f"the database has groups or persons of FaceModelVersion {', '.join(missing)}, which "
+            f"no config in {folder(settings.data_dir).resolve()} defines; put its "
+            f"{missing[0]}.toml back (with its ONNX file and score table)")
 
 
 class Services:
@@ -32,6 +52,7 @@ class Services:
         self.keys = KeyStore(self.db, load_master_key(settings.master_key_path),
                             cache_seconds=settings.key_cache_seconds)
         self.faces = FacePipeline.from_settings(settings)
+        check_versions_in_use(self.db, settings)
         self.attributes = AttributeEstimator(self.faces)
         self.liveness = LivenessEstimator(self.faces)
         self.index: VectorIndex | None = None

@@ -22,12 +22,18 @@ TEMPLATE = np.array(
 TEMPLATE_MEAN = np.array([56.0262, 71.9008], dtype=np.float32)
 
 
-def similarity_matrix(landmarks: np.ndarray) -> np.ndarray:
-    """(2, 3) float64 matrix mapping image points onto the template (least squares, no flip)."""
+def similarity_matrix(landmarks: np.ndarray, template: np.ndarray = TEMPLATE,
+                      template_mean: np.ndarray = TEMPLATE_MEAN) -> np.ndarray:
+    """(2, 3) float64 matrix mapping image points onto the template (least squares, no flip).
+
+    Another recognizer's template (a user's own, :mod:`openiai.vision.models.own`) passes its
+    five points and their mean; the defaults are SFace's, with OpenCV's rounded mean."""
+    template = np.asarray(template, dtype=np.float32).reshape(5, 2)
+    template_mean = np.asarray(template_mean, dtype=np.float32).reshape(2)
     src = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
     src_mean = src.mean(axis=0, dtype=np.float32)
     src_d = (src - src_mean).astype(np.float32)
-    dst_d = (TEMPLATE - TEMPLATE_MEAN).astype(np.float32)
+    dst_d = (template - template_mean).astype(np.float32)
     a = (dst_d.astype(np.float64).T @ src_d.astype(np.float64)) / 5.0  # A[i][j] = mean(dst_i * src_j)
     d = np.array([1.0, 1.0])
     if np.linalg.det(a) < 0:
@@ -45,7 +51,7 @@ def similarity_matrix(landmarks: np.ndarray) -> np.ndarray:
     scale = (s[0] * d[0] + s[1] * d[1]) / var if var > 0 else 1.0
     m = np.zeros((2, 3), np.float64)
     m[:, :2] = t * scale
-    m[:, 2] = TEMPLATE_MEAN.astype(np.float64) - scale * (t @ src_mean.astype(np.float64))
+    m[:, 2] = template_mean.astype(np.float64) - scale * (t @ src_mean.astype(np.float64))
     return m
 
 

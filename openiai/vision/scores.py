@@ -59,6 +59,9 @@ def calibration_path(recognizer: str = "sface", name: str = "compare") -> Path:
     measured SFace tables in :data:`TABLES`)."""
     if name != "compare":
         return TABLES[name]
+    own = [v.table for v in versions.VERSIONS.values() if v.recognizer == recognizer and v.table]
+    if own:  # an operator's own recognizer: its table is in the data directory
+        return Path(own[0])
     if recognizer == "sface":
         return CALIBRATION_PATH
     return CALIBRATION_PATH.with_name(f"calibration_{recognizer}.json")
@@ -92,6 +95,12 @@ def anchors(model_version: str = "3.0", table: dict | None = None,
     if np.any(np.diff(cos) <= 0) or np.any(np.diff(sc) <= 0):
         raise ValueError("calibration.json anchors are not strictly increasing")
     return cos, sc
+
+
+def forget_tables() -> None:
+    """Drop the cached tables and knots (the operator's versions were installed again)."""
+    calibration.cache_clear()
+    _knots.cache_clear()
 
 
 @lru_cache(maxsize=8)
