@@ -163,8 +163,7 @@ class AttributeEstimator:
                     o[key] = v
         if "mesh" in sources or "iris" in sources:
             for o, f in zip(out, faces):
-                with _timed(timings, "mesh"):
-                    o["mesh"] = p.mesh(pixels, f, iris="iris" in sources)
+                o["mesh"] = p.mesh(pixels, f, iris="iris" in sources, timings=timings)
         return out
 
     def estimate(self, pixels: np.ndarray, faces: list[Face], families: set[str],
