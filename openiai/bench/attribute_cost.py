@@ -11,6 +11,8 @@ the whole ``DetectFace`` action (decode, detection, response) without and with
 All configurations run on each face in turn (the starting one rotating from face to face), so
 a busy machine slows them alike; the title gives the load average before and after. One
 request at a time, ``--threads`` onnxruntime threads per model (default 1, the server's).
+``--compare-prelu`` adds every family on models loaded without the PRelu rewrite
+(:func:`openiai.vision.onnx_graph.rewrite_prelu`), alternating with the rest: what it saves.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import cv2
 from ..core.settings import Settings
 from ..services.attributes import DETECT_FACE_FAMILIES, FAMILIES, AttributeEstimator
 from ..services.faces import FacePipeline
+from ..vision import onnx_graph
 from ..vision.models import ModelZoo
 
 EVERY = "every family"
+PRELU_KEPT = "every family, PRelu kept"
 # Label -> families. DetectFace's set needs every model; the others show what a narrower
 # FaceAttributesType skips (only the sources its families name run).
 SUBSETS: dict[str, frozenset[str]] = {
@@ -61,16 +65,22 @@ def _faces(pipeline: FacePipeline, testdata, count: int) -> list[tuple[bytes, ob
 
 def measure_subsets(faces: int = 100, threads: int = 1, testdata=None,
                     subsets: dict[str, frozenset[str]] | None = None,
-                    detect_face: bool = True) -> dict[str, dict[str, float]]:
+                    detect_face: bool = True,
+                    compare_prelu: bool = False) -> dict[str, dict[str, float]]:
     """Label -> source -> ms per face (plus TOTAL), for each subset; with ``detect_face``,
     also "DetectFace" -> {"without attributes", "with attributes", "detection alone"} in ms
-    per image, and "faces" -> {"n": faces counted}."""
+    per image, and "faces" -> {"n": faces counted}; with ``compare_prelu``, also
+    :data:`PRELU_KEPT` (every family on models loaded without the PRelu rewrite)."""
     from ..api.dispatch import dispatch
 
     settings = Settings.from_env()
     subsets = dict(subsets or SUBSETS)
     pipeline = FacePipeline(ModelZoo(settings.model_dir, threads))
     estimator = AttributeEstimator(pipeline)
+    estimators = {label: estimator for label in subsets}
+    if compare_prelu:
+        subsets[PRELU_KEPT] = SUBSETS[EVERY]
+        estimators[PRELU_KEPT] = _prelu_kept(settings, threads)
     # What the DetectFace handler reads of the services: the pipeline and the estimator.
     services = SimpleNamespace(faces=pipeline, attributes=estimator)
     items = _faces(pipeline, testdata or settings.testdata_dir, faces)
@@ -86,7 +96,8 @@ def measure_subsets(faces: int = 100, threads: int = 1, testdata=None,
         labels = list(subsets)
         k = i % len(labels)
         for label in labels[k:] + labels[:k]:
-            estimator.estimate(pixels, found, set(subsets[label]), timings[label] if i else None)
+            estimators[label].estimate(pixels, found, set(subsets[label]),
+                                       timings[label] if i else None)
         if not detect_face:
             continue
         runs = [("without attributes", lambda: call(data, 0)),
@@ -109,6 +120,18 @@ def measure_subsets(faces: int = 100, threads: int = 1, testdata=None,
     return out
 
 
+def _prelu_kept(settings: Settings, threads: int) -> AttributeEstimator:
+    """An estimator on its own zoo whose models load without the PRelu rewrite."""
+    pipeline = FacePipeline(ModelZoo(settings.model_dir, threads))
+    onnx_graph.REWRITE_PRELU = False
+    try:
+        for name in ("sface_appearance", "face_mesh", "iris", "age", "gender", "expression"):
+            pipeline.zoo.get(name)
+    finally:
+        onnx_graph.REWRITE_PRELU = True
+    return AttributeEstimator(pipeline)
+
+
 def measure(faces: int = 100, threads: int = 1, testdata=None) -> dict[str, float]:
     """Every family on: source -> ms per face, TOTAL, detection for comparison, "faces"."""
     result = measure_subsets(faces, threads, testdata, {EVERY: SUBSETS[EVERY]})
@@ -123,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--faces", type=int, default=100, help="LFW faces to time")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    ap.add_argument("--compare-prelu", action="store_true",
+                    help="also every family on models loaded without the PRelu rewrite")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     from rich.console import Console
     from rich.table import Table
 
     load_before = os.getloadavg()[0]
-    result = measure_subsets(args.faces, args.threads)
+    result = measure_subsets(args.faces, args.threads, compare_prelu=args.compare_prelu)
     load_after = os.getloadavg()[0]
     n = int(result.pop("faces")["n"])
     calls = result.pop("DetectFace")
