@@ -122,15 +122,27 @@ class IrisLandmarks:
         crop, fwd = self.eye_crop(pixels, outer, inner, mirror)
         return self.to_image(self.run(crop), fwd, mirror)
 
+    def get_many(self, pixels: np.ndarray,
+                 meshes: list[np.ndarray]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Both eyes of each 468-point mesh of one picture, ``{"left": ..., "right": ...}`` by
+        picture side, all eyes in one session run (batched crops cost less than single runs)."""
+        if not meshes:
+            return []
+        sides = (("left", PICTURE_LEFT_CORNERS, False), ("right", PICTURE_RIGHT_CORNERS, True))
+        crops = [self.eye_crop(pixels, m[a, :2], m[b, :2], mirror)
+                 for m in (np.asarray(x) for x in meshes) for _, (a, b), mirror in sides]
+        found = self.run_batch(np.concatenate([c for c, _ in crops]))
+        out = []
+        for k in range(len(meshes)):
+            pairs = zip(sides, crops[2 * k:2 * k + 2], found[2 * k:2 * k + 2])
+            out.append({name: self.to_image(pts, fwd, mirror)
+                        for (name, _, mirror), (_, fwd), pts in pairs})
+        return out
+
     def get(self, pixels: np.ndarray, mesh: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Both eyes of a 468-point mesh: ``{"left": ..., "right": ...}`` by picture side,
-        in one session run of batch 2 (both crops together cost less than two runs)."""
-        m = np.asarray(mesh)[:, :2]
-        sides = (("left", PICTURE_LEFT_CORNERS, False), ("right", PICTURE_RIGHT_CORNERS, True))
-        crops = [self.eye_crop(pixels, m[a], m[b], mirror) for _, (a, b), mirror in sides]
-        found = self.run_batch(np.concatenate([c for c, _ in crops]))
-        return {name: self.to_image(pts, fwd, mirror)
-                for (name, _, mirror), (_, fwd), pts in zip(sides, crops, found)}
+        in one session run of batch 2."""
+        return self.get_many(pixels, [mesh])[0]
 
     def get_crop(self, eye_bgr: np.ndarray, mirror: bool = False,
                  pad: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
