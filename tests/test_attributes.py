@@ -191,7 +191,19 @@ def test_bench_attributes_prints_the_per_model_split():
 
     split = measure(faces=3, testdata=TESTDATA)
     assert split["faces"] >= 2
-    for source in ("appearance", "age", "gender", "expression", "mesh"):
+    for source in ("appearance", "age", "gender", "expression", "mesh", "iris"):
         assert split[source] > 0, source
     assert "mask" not in split  # the mask SSD left the request path: Mask is an appearance head
     assert split["all attribute models"] > split["detection (for comparison)"] > 0
+
+
+def test_bench_attributes_subsets_run_only_their_sources():
+    from openiai.bench.attribute_cost import measure_subsets
+
+    result = measure_subsets(faces=2, testdata=TESTDATA, subsets={
+        "Emotion": frozenset({"Emotion"}), "Headpose": frozenset({"Headpose"})})
+    assert set(result["Emotion"]) == {"expression", "heads and rules", "all attribute models"}
+    assert set(result["Headpose"]) == {"mesh", "heads and rules", "all attribute models"}
+    assert set(result["DetectFace"]) == {"without attributes", "with attributes",
+                                         "detection alone"}
+    assert all(v > 0 for v in result["DetectFace"].values())

@@ -150,3 +150,18 @@ def test_concurrent_calls_match_serial():
         t.join()
     for i, pts in results.items():
         np.testing.assert_array_equal(pts, serial[i % len(faces)])
+
+
+def test_meshes_of_several_faces_in_one_batch_match_one_face_at_a_time():
+    """FacePipeline.meshes batches each mesh pass and the iris model over a picture's faces;
+    the points must be those of a run per face."""
+    pixels = load("compreface/sample_images/011_3.jpg")
+    faces = pipeline().detect(pixels, max_faces=5)
+    assert len(faces) >= 2
+    batched = pipeline().meshes(pixels, faces)
+    for face, mesh in zip(faces, batched):
+        one = pipeline().mesh(pixels, face)
+        np.testing.assert_allclose(mesh.points, one.points, atol=1e-3)
+        for a, b in ((mesh.left_eye, one.left_eye), (mesh.right_eye, one.right_eye)):
+            np.testing.assert_allclose(a[0], b[0], atol=1e-3)
+            np.testing.assert_allclose(a[1], b[1], atol=1e-3)

@@ -162,9 +162,9 @@ class AttributeEstimator:
                 for o, v in zip(out, values):
                     o[key] = v
         if "mesh" in sources or "iris" in sources:
-            for o, f in zip(out, faces):
-                with _timed(timings, "mesh"):
-                    o["mesh"] = p.mesh(pixels, f, iris="iris" in sources)
+            meshes = p.meshes(pixels, faces, iris="iris" in sources, timings=timings)
+            for o, m in zip(out, meshes):
+                o["mesh"] = m
         return out
 
     def estimate(self, pixels: np.ndarray, faces: list[Face], families: set[str],

@@ -77,6 +77,16 @@ def _first_crop(landmarks5: np.ndarray) -> tuple[float, float, float, float]:
     return float(c[0]), float(c[1]), CROP_SIDE * d, float(np.arctan2(eye[1], eye[0]))
 
 
+def _refit_crop(pts: np.ndarray, angle: float) -> tuple[float, float, float, float]:
+    """The second pass's square: the first mesh's extent (in the upright frame of ``angle``)
+    times REFIT_SCALE, centred on it, at the same angle."""
+    ca, sa = np.cos(-angle), np.sin(-angle)
+    upright = pts[:, :2] @ np.array([[ca, sa], [-sa, ca]])  # rotate by -angle (row vectors)
+    lo, hi = upright.min(0), upright.max(0)
+    centre = ((lo + hi) / 2) @ np.array([[ca, -sa], [sa, ca]])
+    return float(centre[0]), float(centre[1]), float(max(hi - lo)) * REFIT_SCALE, angle
+
+
 class FaceMesh:
     """``get(pixels_bgr, face)`` -> (468, 3) float32 mesh points in image coordinates."""
 
@@ -85,38 +95,58 @@ class FaceMesh:
 
     def __init__(self, path, threads: int = 1):
         self.path = path
-        self.session = create_session(onnx.load(str(path)), {}, threads)
+        self.session = create_session(onnx.load(str(path)), {0: "batch"}, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]  # points, presence
 
+    def run_crops(self, crops_rgb01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 468, 3) points in crop pixels and (n,) face-presence probabilities for
+        (n, 192, 192, 3) crops, one session run."""
+        pts, presence = self.session.run(self.outputs, {self.input_name: crops_rgb01})
+        n = len(crops_rgb01)
+        prob = 1.0 / (1.0 + np.exp(-np.asarray(presence, np.float64).reshape(n)))
+        return np.asarray(pts, np.float32).reshape(n, N_POINTS, 3), prob
+
     def run_crop(self, crop_rgb01: np.ndarray) -> tuple[np.ndarray, float]:
         """(468, 3) points in crop pixels and the face-presence probability for one crop."""
-        pts, presence = self.session.run(self.outputs, {self.input_name: crop_rgb01})
-        prob = float(1.0 / (1.0 + np.exp(-float(np.ravel(presence)[0]))))
-        return np.asarray(pts, np.float32).reshape(N_POINTS, 3), prob
+        pts, prob = self.run_crops(crop_rgb01)
+        return pts[0], float(prob[0])
+
+    def fit_many(self, pixels: np.ndarray,
+                 squares: list[tuple[float, float, float, float]]) -> list[np.ndarray]:
+        """Meshes for crop squares (cx, cy, side, angle), one batched run, mapped back to
+        image coordinates."""
+        fwds = [crop_transform(cx, cy, side, angle, INPUT) for cx, cy, side, angle in squares]
+        crops = np.concatenate([to_rgb01(cv2.warpAffine(pixels, fwd, (INPUT, INPUT),
+                                                        flags=cv2.INTER_LINEAR,
+                                                        borderMode=cv2.BORDER_CONSTANT))
+                                for fwd in fwds])
+        found, _ = self.run_crops(crops)
+        out = []
+        for pts, fwd, (_, _, side, _) in zip(found, fwds, squares):
+            rot, t = fwd[:, :2], fwd[:, 2]
+            xy = np.linalg.solve(rot, (pts[:, :2] - t).T).T
+            z = pts[:, 2:] * (side / INPUT)  # same scale as x and y
+            out.append(np.hstack([xy, z]).astype(np.float32))
+        return out
 
     def fit(self, pixels: np.ndarray, cx: float, cy: float, side: float, angle: float) -> np.ndarray:
         """Mesh for one crop square, mapped back to image coordinates."""
-        fwd = crop_transform(cx, cy, side, angle, INPUT)
-        crop = cv2.warpAffine(pixels, fwd, (INPUT, INPUT), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT)
-        pts, _ = self.run_crop(to_rgb01(crop))
-        rot, t = fwd[:, :2], fwd[:, 2]
-        xy = np.linalg.solve(rot, (pts[:, :2] - t).T).T
-        z = pts[:, 2:] * (side / INPUT)  # same scale as x and y
-        return np.hstack([xy, z]).astype(np.float32)
+        return self.fit_many(pixels, [(cx, cy, side, angle)])[0]
 
-    def get(self, pixels: np.ndarray, face: Face) -> np.ndarray:
-        cx, cy, side, angle = _first_crop(face.landmarks)
-        pts = self.fit(pixels, cx, cy, side, angle)
+    def get_many(self, pixels: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
+        """:meth:`get` for several faces of one picture: each pass is one batched run."""
+        if not faces:
+            return []
+        first = [_first_crop(face.landmarks) for face in faces]
+        meshes = self.fit_many(pixels, first)
         # Second pass from the first fit, as MediaPipe's own tracking re-crops from the last
         # mesh: its extent is a steadier size than anything the detector gives.
-        ca, sa = np.cos(-angle), np.sin(-angle)
-        upright = pts[:, :2] @ np.array([[ca, sa], [-sa, ca]])  # rotate by -angle (row vectors)
-        lo, hi = upright.min(0), upright.max(0)
-        centre = ((lo + hi) / 2) @ np.array([[ca, -sa], [sa, ca]])
-        side2 = float(max(hi - lo)) * REFIT_SCALE
-        return self.fit(pixels, float(centre[0]), float(centre[1]), side2, angle)
+        return self.fit_many(pixels, [_refit_crop(pts, angle)
+                                      for pts, (_, _, _, angle) in zip(meshes, first)])
+
+    def get(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        return self.get_many(pixels, [face])[0]
 
     def warmup(self) -> None:
         self.run_crop(np.zeros((1, INPUT, INPUT, 3), np.float32))

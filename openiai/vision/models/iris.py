@@ -18,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..onnx_graph import create_session
 from .face_mesh import crop_transform, to_rgb01
@@ -41,6 +42,18 @@ PICTURE_LEFT_CORNERS = (33, 133)
 PICTURE_RIGHT_CORNERS = (263, 362)
 
 
+def _batchable(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The converted graph reshapes its two outputs to a fixed batch of 1 ([1, 213], [1, 15]);
+    a leading -1 lets one run take both eyes."""
+    shapes = {n.input[1] for n in model.graph.node if n.op_type == "Reshape"}
+    for t in model.graph.initializer:
+        if t.name in shapes:
+            a = numpy_helper.to_array(t)
+            if a.ndim == 1 and a.size == 2 and a[0] == 1:
+                t.CopyFrom(numpy_helper.from_array(np.array([-1, a[1]], a.dtype), t.name))
+    return model
+
+
 class IrisLandmarks:
     """``get(pixels, mesh)`` -> per eye (contour (71, 2), iris (5, 2)) in image coordinates;
     ``get_crop(eye_crop)`` for an eye crop that is already the whole input."""
@@ -50,20 +63,28 @@ class IrisLandmarks:
 
     def __init__(self, path, threads: int = 1):
         self.path = path
-        self.session = create_session(onnx.load(str(path)), {}, threads)
+        self.session = create_session(_batchable(onnx.load(str(path))), {0: "batch"}, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.outputs = [o.name for o in self.session.get_outputs()]  # contour, iris
 
+    def run_batch(self, crops_rgb01: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per crop: (71, 2) contour and (5, 2) iris in the crop's pixels, for (n, 64, 64, 3)
+        RGB crops, one session run."""
+        contour, iris = self.session.run(self.outputs, {self.input_name: crops_rgb01})
+        contour = np.asarray(contour, np.float32).reshape(-1, N_CONTOUR, 3)[:, :, :2]
+        iris = np.asarray(iris, np.float32).reshape(-1, N_IRIS, 3)[:, :, :2]
+        return [(c.copy(), i.copy()) for c, i in zip(contour, iris)]
+
     def run(self, crop_rgb01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(71, 2) contour and (5, 2) iris in the crop's pixels, for one 64x64 RGB crop."""
-        contour, iris = self.session.run(self.outputs, {self.input_name: crop_rgb01})
-        return (np.asarray(contour, np.float32).reshape(N_CONTOUR, 3)[:, :2],
-                np.asarray(iris, np.float32).reshape(N_IRIS, 3)[:, :2])
+        return self.run_batch(crop_rgb01)[0]
 
-    def eye(self, pixels: np.ndarray, outer: np.ndarray, inner: np.ndarray,
-            mirror: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One eye from its two corners (image coordinates); ``mirror`` for the eye on the
-        picture's right, which the model only knows mirrored."""
+    @staticmethod
+    def eye_crop(pixels: np.ndarray, outer: np.ndarray, inner: np.ndarray,
+                 mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The model's (1, 64, 64, 3) input for one eye from its two corners (image
+        coordinates) and the 2x3 image -> crop map; ``mirror`` for the eye on the picture's
+        right, which the model only knows mirrored (the crop is then flipped)."""
         outer, inner = np.asarray(outer, np.float64), np.asarray(inner, np.float64)
         centre = (outer + inner) / 2
         d = inner - outer
@@ -78,7 +99,13 @@ class IrisLandmarks:
                               borderMode=cv2.BORDER_REPLICATE)
         if mirror:
             crop = crop[:, ::-1]
-        contour, iris = self.run(to_rgb01(np.ascontiguousarray(crop)))
+        return to_rgb01(np.ascontiguousarray(crop)), fwd
+
+    @staticmethod
+    def to_image(points: tuple[np.ndarray, np.ndarray], fwd: np.ndarray,
+                 mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One eye's (contour, iris) from crop pixels back to image coordinates."""
+        contour, iris = (p.copy() for p in points)
         if mirror:  # back to the unflipped crop's pixels
             contour[:, 0] = INPUT - contour[:, 0]
             iris[:, 0] = INPUT - iris[:, 0]
@@ -89,13 +116,33 @@ class IrisLandmarks:
 
         return back(contour), back(iris)
 
+    def eye(self, pixels: np.ndarray, outer: np.ndarray, inner: np.ndarray,
+            mirror: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One eye from its two corners (image coordinates)."""
+        crop, fwd = self.eye_crop(pixels, outer, inner, mirror)
+        return self.to_image(self.run(crop), fwd, mirror)
+
+    def get_many(self, pixels: np.ndarray,
+                 meshes: list[np.ndarray]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Both eyes of each 468-point mesh of one picture, ``{"left": ..., "right": ...}`` by
+        picture side, all eyes in one session run (batched crops cost less than single runs)."""
+        if not meshes:
+            return []
+        sides = (("left", PICTURE_LEFT_CORNERS, False), ("right", PICTURE_RIGHT_CORNERS, True))
+        crops = [self.eye_crop(pixels, m[a, :2], m[b, :2], mirror)
+                 for m in (np.asarray(x) for x in meshes) for _, (a, b), mirror in sides]
+        found = self.run_batch(np.concatenate([c for c, _ in crops]))
+        out = []
+        for k in range(len(meshes)):
+            pairs = zip(sides, crops[2 * k:2 * k + 2], found[2 * k:2 * k + 2])
+            out.append({name: self.to_image(pts, fwd, mirror)
+                        for (name, _, mirror), (_, fwd), pts in pairs})
+        return out
+
     def get(self, pixels: np.ndarray, mesh: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Both eyes of a 468-point mesh: ``{"left": ..., "right": ...}`` by picture side."""
-        m = np.asarray(mesh)[:, :2]
-        return {
-            "left": self.eye(pixels, m[PICTURE_LEFT_CORNERS[0]], m[PICTURE_LEFT_CORNERS[1]], False),
-            "right": self.eye(pixels, m[PICTURE_RIGHT_CORNERS[0]], m[PICTURE_RIGHT_CORNERS[1]], True),
-        }
+        """Both eyes of a 468-point mesh: ``{"left": ..., "right": ...}`` by picture side,
+        in one session run of batch 2."""
+        return self.get_many(pixels, [mesh])[0]
 
     def get_crop(self, eye_bgr: np.ndarray, mirror: bool = False,
                  pad: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
