@@ -102,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=200, help="LFW images")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per face and path")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    ap.add_argument("--large", action="store_true",
+                    help="only the large-photo comparison: decode + detection before/after "
+                         "reduced-size decoding (openiai/bench/large_photos.py)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.large:
+        from . import large_photos
+
+        large_photos.report(large_photos.measure(Settings.from_env().testdata_dir, args.rounds))
+        return 0
     r = measure(args.images, args.rounds, args.threads)
     print(f"{r['images']} LFW images, {r['faces']} faces, {args.threads} onnxruntime thread(s), "
           f"median of {args.rounds} alternating rounds")

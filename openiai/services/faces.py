@@ -60,16 +60,24 @@ class FacePipeline:
         """Url wins over Image, as the docs say; raises the documented image errors."""
         return load_image(image_b64, url, allow_private_urls=self.allow_private_urls)
 
-    def detect(self, pixels: np.ndarray, *, min_face_size: int = MIN_FACE_SIZE_DEFAULT,
-               max_faces: int = 1, rotate: bool = False,
+    def detect(self, pixels: np.ndarray | DecodedImage, *,
+               min_face_size: int = MIN_FACE_SIZE_DEFAULT, max_faces: int = 1,
+               rotate: bool = False,
                score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[Face]:
-        """Faces largest first, in ``pixels``' coordinates (``rotate``: NeedRotateDetection)."""
+        """Faces largest first, in the full picture's coordinates (``rotate``:
+        NeedRotateDetection). A :class:`DecodedImage` is searched on its downscaled copies
+        (a JPEG's reduced-size decode), so its full pixels need not be decoded for this."""
         detector = self.zoo.get(DETECTOR)  # loading happens outside the slot
 
         def run(p: np.ndarray) -> list[Face]:
             return detector.detect(p, min_face_size, max_faces, score_threshold)
 
         with self._slots, stage("detect"):  # one slot and one stage for all four turns
+            if isinstance(pixels, DecodedImage):
+                if not rotate:
+                    return detector.detect_image(pixels, min_face_size, max_faces,
+                                                 score_threshold)
+                pixels = pixels.pixels
             return detect_rotated(run, pixels).faces if rotate else run(pixels)
 
     def find_faces(self, image: DecodedImage, *, max_faces: int = 1,
@@ -79,12 +87,12 @@ class FacePipeline:
         ``retry_score_threshold``, a picture with no face at the default threshold is searched
         once more at that one (CompareMaskFace: masked faces score low)."""
         size = MIN_FACE_SIZE_DEFAULT if min_face_size is None else min_face_size
-        faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces, rotate=rotate)
+        faces = self.detect(image, min_face_size=size, max_faces=max_faces, rotate=rotate)
         if not faces and retry_score_threshold is not None:
-            faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces,
+            faces = self.detect(image, min_face_size=size, max_faces=max_faces,
                                 rotate=rotate, score_threshold=retry_score_threshold)
         if not faces:
-            if min_face_size is not None and self.detect(image.pixels, min_face_size=1):
+            if min_face_size is not None and self.detect(image, min_face_size=1):
                 raise ApiError("FailedOperation.FaceSizeTooSmall",
                                f"Faces were found but all are smaller than MinFaceSize={size}.")
             raise value("NoFaceInPhoto", "No face was found in the image.")
