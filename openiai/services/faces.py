@@ -34,6 +34,7 @@ from ..vision.models import DEFAULT_SCORE_THRESHOLD, ModelZoo
 from ..vision.rotation import detect_rotated
 from ..vision.upper_face import occlude_lower
 from ..vision.types import DecodedImage, Face
+from .batching import MicroBatcher
 
 T = TypeVar("T")
 MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
@@ -44,16 +45,20 @@ APPEARANCE = "sface_appearance"  # the network the appearance heads read
 
 
 class FacePipeline:
-    def __init__(self, zoo: ModelZoo, slots: int = 1, allow_private_urls: bool = False) -> None:
+    def __init__(self, zoo: ModelZoo, slots: int = 1, allow_private_urls: bool = False,
+                 micro_batch_ms: float = 0.0) -> None:
         self.zoo = zoo
         self.allow_private_urls = allow_private_urls
         self._slots = threading.BoundedSemaphore(max(1, slots))
+        self.micro_batch_ms = micro_batch_ms
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._batchers_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FacePipeline":
         return cls(ModelZoo(settings.model_dir, settings.ort_threads,
                             inference=settings.inference), settings.slots,
-                   settings.allow_private_urls)
+                   settings.allow_private_urls, settings.micro_batch_ms)
 
     # ---------------------------------------------------------------- images and faces
     def load(self, image_b64: str | None, url: str | None) -> DecodedImage:
@@ -115,8 +120,19 @@ class FacePipeline:
         # Alignment is timed as part of "embed": it only prepares the recognizer's input.
         with stage("embed"):
             crops = [recognizer.align(pixels, face) for pixels, face in items]
+            if self.micro_batch_ms > 0:
+                return self._batcher(spec.recognizer, recognizer).embed(crops)
             with self._slots:
                 return np.asarray(recognizer.embed(crops), np.float32)
+
+    def _batcher(self, name: str, recognizer) -> MicroBatcher:
+        """The recognizer's micro-batching queue (``OPENIAI_MICRO_BATCH_MS``)."""
+        with self._batchers_lock:
+            batcher = self._batchers.get(name)
+            if batcher is None:
+                batcher = self._batchers[name] = MicroBatcher(
+                    recognizer.embed, self._slots, self.micro_batch_ms / 1000.0)
+            return batcher
 
     def upper_face_features(self, items: list[tuple[np.ndarray, Face]],
                             model_version: str) -> np.ndarray:
