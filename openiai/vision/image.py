@@ -18,7 +18,8 @@ Url network failure, HTTP error status      FailedOperation.ImageDownloadError
 Dimensions are read from the header and checked before any pixel is decoded, so a small
 file declaring a huge canvas (a decompression bomb) costs nothing. EXIF orientation is
 applied; alpha is composited onto white (what a viewer shows); 16-bit samples are scaled,
-not clipped.
+not clipped. A well-formed RGB or grey JPEG is decoded on demand (see "JPEG on demand"
+below): at reduced size for detection, in full when its pixels are first read.
 """
 
 from __future__ import annotations
