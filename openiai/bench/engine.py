@@ -6,8 +6,10 @@ in each arithmetic (``float``: the calibrated build; ``int8``: the ``openiai qua
 one face per call, as a single request does. The paths are timed in alternating rounds
 (``--rounds``) so that a busy machine slows both alike; each figure is the median over
 images of the per-image median over rounds. Also printed: the cosine between the float and
-int8 embedding of each face (how far apart the two feature sets are), and the
-face_recognition (dlib) library on the same images when it is installed.
+int8 embedding of each face (how far apart the two feature sets are), and images/s of the
+whole image -> features path, every face of each image, against face_recognition's
+``face_encodings`` pipeline on the same images (:class:`FaceRecognitionLib`). ``--large``:
+decode + detection of 4000 px photos before and after reduced-size decoding instead.
 """
 
 from __future__ import annotations
@@ -77,24 +79,113 @@ def measure(images: int = 200, rounds: int = 3, threads: int = 1, testdata=None)
     cos = np.array(cosines)
     out["cosine"] = {"min": float(cos.min()), "p1": float(np.percentile(cos, 1)),
                      "median": float(np.median(cos))} if len(cos) else {}
-    out["face_recognition"] = _face_recognition(paths, rounds=1)
     return out
 
 
-def _face_recognition(paths: list[Path], rounds: int) -> str:
-    """ms per image of face_recognition (dlib HOG detector + ResNet encoder), if installed."""
-    try:
-        import face_recognition  # noqa: F401 (optional, benchmark only)
-    except ImportError:
-        return ("not installed: the face_recognition library needs dlib, which PyPI ships "
-                "only as a source build (CMake + a C++ compile), not installed for this benchmark")
-    times = []
-    for p in paths:
-        img = face_recognition.load_image_file(str(p))
-        t = time.perf_counter()
-        face_recognition.face_encodings(img)
-        times.append(time.perf_counter() - t)
-    return f"{1000 * float(np.median(times)):.1f} ms per image (detect + encode, median)"
+class FaceRecognitionLib:
+    """face_recognition's ``face_encodings(load_image_file(p))`` pipeline: Pillow RGB load,
+    dlib's HOG detector with one upsampling, the 5-point shape predictor ("small" model) and
+    the ResNet with one jitter. Through ``face_recognition`` itself when it imports, else the
+    same dlib calls made directly (its ``face_recognition_models`` dependency imports
+    ``pkg_resources``, absent from Python 3.12+ venvs); ``how`` says which."""
+
+    def __init__(self) -> None:
+        try:
+            import face_recognition  # noqa: F401 (optional, benchmark only)
+
+            self._lib = face_recognition
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:  # 1.3.0's __version__ still says 1.2.3
+                self.how = f"face_recognition {version('face_recognition')}"
+            except PackageNotFoundError:
+                self.how = f"face_recognition {getattr(face_recognition, '__version__', '?')}"
+        except Exception:
+            import dlib
+
+            from ..vision.models.dlib_resnet import face_recognition_models_dir
+
+            models = face_recognition_models_dir()
+            self._lib = None
+            self._detector = dlib.get_frontal_face_detector()
+            self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+            self._encoder = dlib.face_recognition_model_v1(
+                str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+            self.how = (f"dlib {dlib.__version__} called as face_recognition.api does "
+                        "(face_recognition not importable here)")
+
+    def encodings(self, path: Path) -> list[np.ndarray]:
+        if self._lib is not None:
+            return self._lib.face_encodings(self._lib.load_image_file(str(path)))
+        from PIL import Image
+
+        rgb = np.array(Image.open(path).convert("RGB"))
+        boxes = self._detector(rgb, 1)
+        return [np.array(self._encoder.compute_face_descriptor(rgb, self._shape(rgb, box), 1))
+                for box in boxes]
+
+
+def compare(images: int = 200, rounds: int = 2, testdata=None) -> dict:
+    """images/s, one thread each, on the same LFW images timed alternately image by image:
+    openiai's image -> feature path (decode, YuNet, alignment, SFace float and int8) against
+    face_recognition's ``face_encodings`` pipeline."""
+    import os
+
+    from ..services.faces import FacePipeline
+    from ..vision.image import decode_bytes
+    from ..vision.models import ModelZoo
+
+    settings = Settings.from_env()
+    paths = lfw_sample(testdata or settings.testdata_dir, images)
+    pipes = {mode: FacePipeline(ModelZoo(settings.model_dir, 1, inference=mode))
+             for mode in ("float", "int8")}
+    lib = FaceRecognitionLib()
+
+    def ours(pipe, data):
+        image = decode_bytes(data)
+        faces = pipe.detect(image, max_faces=0)  # every face, as face_encodings does
+        return pipe.features(image.pixels, faces, "3.0")
+
+    for pipe in pipes.values():  # load and warm every model before timing
+        ours(pipe, paths[0].read_bytes())
+    lib.encodings(paths[0])
+    seconds = {"float": [], "int8": [], "face_recognition": []}
+    faces = {k: 0 for k in seconds}
+    for path in paths:
+        data = path.read_bytes()
+        runs = {**{mode: (lambda pipe=pipe: ours(pipe, data)) for mode, pipe in pipes.items()},
+                "face_recognition": lambda: lib.encodings(path)}
+        best = {k: float("inf") for k in seconds}
+        for r in range(rounds):  # alternate: a busy machine slows all alike
+            for k, run in runs.items():
+                t = time.perf_counter()
+                n = len(run())
+                best[k] = min(best[k], time.perf_counter() - t)
+                if r == 0:
+                    faces[k] += n
+        for k in seconds:
+            seconds[k].append(best[k])
+    out = {k: {"images_per_s": len(v) / sum(v), "ms_per_image": 1000 * float(np.mean(v)),
+               "faces": faces[k]} for k, v in seconds.items()}
+    out["how"] = lib.how
+    out["images"] = len(paths)
+    out["load"] = os.getloadavg()[0]
+    return out
+
+
+def report_compare(r: dict) -> None:
+    print(f"images/s on the same {r['images']} LFW images, one thread each, timed alternately "
+          f"(best of rounds per image; load average {r['load']:.1f})")
+    print(f"{'pipeline':<52}{'images/s':>9}{'ms/image':>10}{'faces':>7}")
+    names = {"float": "openiai 3.0 (YuNet + SFace float)",
+             "int8": "openiai 3.0, OPENIAI_INFERENCE=int8",
+             "face_recognition": "face_recognition (HOG + 5-point + dlib ResNet)"}
+    for k, name in names.items():
+        v = r[k]
+        print(f"{name:<52}{v['images_per_s']:>9.1f}{v['ms_per_image']:>10.1f}{v['faces']:>7}")
+    fr = r["face_recognition"]["images_per_s"]
+    print(f"openiai float is {r['float']['images_per_s'] / fr:.1f}x face_recognition's rate "
+          f"({r['how']})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=200, help="LFW images")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per face and path")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    ap.add_argument("--large", action="store_true",
+                    help="only the large-photo comparison: decode + detection before/after "
+                         "reduced-size decoding (openiai/bench/large_photos.py)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.large:
+        from . import large_photos
+
+        large_photos.report(large_photos.measure(Settings.from_env().testdata_dir, args.rounds))
+        return 0
     r = measure(args.images, args.rounds, args.threads)
     print(f"{r['images']} LFW images, {r['faces']} faces, {args.threads} onnxruntime thread(s), "
           f"median of {args.rounds} alternating rounds")
@@ -120,5 +219,5 @@ def main(argv: list[str] | None = None) -> int:
     if c:
         print(f"cosine(float, int8) of the same face: min {c['min']:.4f}, 1st percentile "
               f"{c['p1']:.4f}, median {c['median']:.4f}")
-    print(f"face_recognition library: {r['face_recognition']}")
+    report_compare(compare(args.images, args.rounds))
     return 0

@@ -38,6 +38,9 @@ class Settings:
     # vision/models/sface.py), or "auto" (int8 only where it is both faster and mixable with
     # stored float features; see sface.choose_recognizer).
     inference: str = "auto"
+    # Micro-batching (services/batching.py): wait up to this many ms to put faces of concurrent
+    # requests into one recognizer call; 0 (the default) is off.
+    micro_batch_ms: float = 0.0
     # Beside the checkout, as the project lays it out (`OPENIAI_TESTDATA` elsewhere).
     testdata_dir: Path = Path(__file__).resolve().parents[2].parent / "shared" / "faces"
     # Vector index snapshots: after this many changes, or this many seconds with any change.
@@ -180,6 +183,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
     "OPENIAI_ORT_THREADS": ("ort_threads", _positive_int, "onnxruntime threads per run"),
     "OPENIAI_TESTDATA": ("testdata_dir", Path, "test and evaluation images"),
     "OPENIAI_INFERENCE": ("inference", _inference, "recognizer arithmetic: auto, float, int8"),
+    "OPENIAI_MICRO_BATCH_MS": ("micro_batch_ms", _seconds,
+                               "ms to gather concurrent faces into one recognizer call (0: off)"),
     "OPENIAI_INDEX_SNAPSHOT_CHANGES": ("index_snapshot_changes", _positive_int,
                                        "index snapshot after this many changes"),
     "OPENIAI_INDEX_SNAPSHOT_SECONDS": ("index_snapshot_seconds", _seconds,

@@ -23,7 +23,13 @@ def begin() -> dict[str, float]:
     """Start timing a request; returns the dict of seconds per stage that fills as it runs."""
     times: dict[str, float] = {}
     _current.set(times)
+    _open.set([])
     return times
+
+
+# The stages open in this request, innermost last: a stage opened inside another (a JPEG
+# decoded on demand during detection) pauses the outer one, so no second is counted twice.
+_open: ContextVar[list | None] = ContextVar("openiai_open_stages", default=None)
 
 
 @contextmanager
@@ -32,8 +38,22 @@ def stage(name: str):
     if times is None:
         yield
         return
+    stack = _open.get()
+    if stack is None:
+        stack = []
+        _open.set(stack)
     started = time.perf_counter()
+    if stack:
+        outer = stack[-1]
+        times[outer[0]] = times.get(outer[0], 0.0) + started - outer[1]
+    entry = [name, started]
+    stack.append(entry)
     try:
         yield
     finally:
-        times[name] = times.get(name, 0.0) + time.perf_counter() - started
+        now = time.perf_counter()
+        times[name] = times.get(name, 0.0) + now - entry[1]
+        if stack and stack[-1] is entry:
+            stack.pop()
+            if stack:
+                stack[-1][1] = now

@@ -36,6 +36,7 @@ from ..vision.models.own import install as install_own_models
 from ..vision.rotation import detect_rotated
 from ..vision.upper_face import occlude_lower
 from ..vision.types import DecodedImage, Face
+from .batching import MicroBatcher
 
 T = TypeVar("T")
 MIN_FACE_SIZE_DEFAULT = 34  # the docs' MinFaceSize default
@@ -46,10 +47,14 @@ APPEARANCE = "sface_appearance"  # the network the appearance heads read
 
 
 class FacePipeline:
-    def __init__(self, zoo: ModelZoo, slots: int = 1, allow_private_urls: bool = False) -> None:
+    def __init__(self, zoo: ModelZoo, slots: int = 1, allow_private_urls: bool = False,
+                 micro_batch_ms: float = 0.0) -> None:
         self.zoo = zoo
         self.allow_private_urls = allow_private_urls
         self._slots = threading.BoundedSemaphore(max(1, slots))
+        self.micro_batch_ms = micro_batch_ms
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._batchers_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, require_tables: bool = True) -> "FacePipeline":
@@ -60,23 +65,31 @@ class FacePipeline:
         own = install_own_models(settings.data_dir, require_tables)
         return cls(ModelZoo(settings.model_dir, settings.ort_threads,
                             classes={**MODEL_CLASSES, **own}, inference=settings.inference),
-                   settings.slots, settings.allow_private_urls)
+                   settings.slots, settings.allow_private_urls, settings.micro_batch_ms)
 
     # ---------------------------------------------------------------- images and faces
     def load(self, image_b64: str | None, url: str | None) -> DecodedImage:
         """Url wins over Image, as the docs say; raises the documented image errors."""
         return load_image(image_b64, url, allow_private_urls=self.allow_private_urls)
 
-    def detect(self, pixels: np.ndarray, *, min_face_size: int = MIN_FACE_SIZE_DEFAULT,
-               max_faces: int = 1, rotate: bool = False,
+    def detect(self, pixels: np.ndarray | DecodedImage, *,
+               min_face_size: int = MIN_FACE_SIZE_DEFAULT, max_faces: int = 1,
+               rotate: bool = False,
                score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[Face]:
-        """Faces largest first, in ``pixels``' coordinates (``rotate``: NeedRotateDetection)."""
+        """Faces largest first, in the full picture's coordinates (``rotate``:
+        NeedRotateDetection). A :class:`DecodedImage` is searched on its downscaled copies
+        (a JPEG's reduced-size decode), so its full pixels need not be decoded for this."""
         detector = self.zoo.get(DETECTOR)  # loading happens outside the slot
 
         def run(p: np.ndarray) -> list[Face]:
             return detector.detect(p, min_face_size, max_faces, score_threshold)
 
         with self._slots, stage("detect"):  # one slot and one stage for all four turns
+            if isinstance(pixels, DecodedImage):
+                if not rotate:
+                    return detector.detect_image(pixels, min_face_size, max_faces,
+                                                 score_threshold)
+                pixels = pixels.pixels
             return detect_rotated(run, pixels).faces if rotate else run(pixels)
 
     def find_faces(self, image: DecodedImage, *, max_faces: int = 1,
@@ -86,12 +99,12 @@ class FacePipeline:
         ``retry_score_threshold``, a picture with no face at the default threshold is searched
         once more at that one (CompareMaskFace: masked faces score low)."""
         size = MIN_FACE_SIZE_DEFAULT if min_face_size is None else min_face_size
-        faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces, rotate=rotate)
+        faces = self.detect(image, min_face_size=size, max_faces=max_faces, rotate=rotate)
         if not faces and retry_score_threshold is not None:
-            faces = self.detect(image.pixels, min_face_size=size, max_faces=max_faces,
+            faces = self.detect(image, min_face_size=size, max_faces=max_faces,
                                 rotate=rotate, score_threshold=retry_score_threshold)
         if not faces:
-            if min_face_size is not None and self.detect(image.pixels, min_face_size=1):
+            if min_face_size is not None and self.detect(image, min_face_size=1):
                 raise ApiError("FailedOperation.FaceSizeTooSmall",
                                f"Faces were found but all are smaller than MinFaceSize={size}.")
             raise value("NoFaceInPhoto", "No face was found in the image.")
@@ -114,8 +127,19 @@ class FacePipeline:
         # Alignment is timed as part of "embed": it only prepares the recognizer's input.
         with stage("embed"):
             crops = [recognizer.align(pixels, face) for pixels, face in items]
+            if self.micro_batch_ms > 0:
+                return self._batcher(spec.recognizer, recognizer).embed(crops)
             with self._slots:
                 return np.asarray(recognizer.embed(crops), np.float32)
+
+    def _batcher(self, name: str, recognizer) -> MicroBatcher:
+        """The recognizer's micro-batching queue (``OPENIAI_MICRO_BATCH_MS``)."""
+        with self._batchers_lock:
+            batcher = self._batchers.get(name)
+            if batcher is None:
+                batcher = self._batchers[name] = MicroBatcher(
+                    recognizer.embed, self._slots, self.micro_batch_ms / 1000.0)
+            return batcher
 
     def upper_face_features(self, items: list[tuple[np.ndarray, Face]],
                             model_version: str) -> np.ndarray:

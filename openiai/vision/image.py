@@ -18,7 +18,8 @@ Url network failure, HTTP error status      FailedOperation.ImageDownloadError
 Dimensions are read from the header and checked before any pixel is decoded, so a small
 file declaring a huge canvas (a decompression bomb) costs nothing. EXIF orientation is
 applied; alpha is composited onto white (what a viewer shows); 16-bit samples are scaled,
-not clipped.
+not clipped. A well-formed RGB or grey JPEG is decoded on demand (see "JPEG on demand"
+below): at reduced size for detection, in full when its pixels are first read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import socket
 import warnings
 from urllib.parse import urljoin, urlsplit
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
@@ -151,18 +153,91 @@ def decode_bytes(data: bytes) -> DecodedImage:
         raise failed("ImageDecodeFailed", f"The {fmt} image header could not be read.") from None
     width, height = im.size
     _check_size(fmt, width, height)
+    if fmt == "JPEG" and im.mode in ("RGB", "L") and _ends_with_eoi(data):
+        return _lazy_jpeg(data, im)
+    return DecodedImage(pixels=_decode_pil(im, fmt), format=fmt)
+
+
+def _decode_pil(im: Image.Image, fmt: str) -> np.ndarray:
     try:
         im.load()
         try:
             im = ImageOps.exif_transpose(im) or im
         except Exception:  # a broken EXIF block should not sink an otherwise good image
             pass
-        pixels = _to_bgr(im)
+        return _to_bgr(im)
     except ApiError:
         raise
     except Exception as exc:
         raise failed("ImageDecodeFailed", f"The {fmt} image data is corrupt or truncated ({exc}).") from None
-    return DecodedImage(pixels=pixels, format=fmt)
+
+
+# --------------------------------------------------------------------------- JPEG on demand
+# A JPEG decodes through OpenCV's libjpeg-turbo (the same pixels as Pillow's, without Pillow's
+# RGB->BGR copy), lazily: detection asks for a reduced decode (DCT scaling), and the full
+# picture is decoded only when a face is aligned or measured. Only RGB or grey files that end
+# with an EOI marker take this path: a file cut short would decode with a grey bottom here
+# where Pillow refuses it, and CMYK/YCCK files convert differently, so those keep Pillow's
+# eager path (which also gives the documented error for anything broken).
+
+_EXIF_ORIENTATION = 0x0112
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                  4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _ends_with_eoi(data: bytes) -> bool:
+    return data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation Pillow's ``exif_transpose`` would apply (1 if none or unreadable)."""
+    try:
+        value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+    return value if 2 <= value <= 8 else 1
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """``pixels`` turned as Pillow's ``exif_transpose`` turns an image with that orientation."""
+    if orientation == 2:
+        out = pixels[:, ::-1]
+    elif orientation == 3:
+        out = pixels[::-1, ::-1]
+    elif orientation == 4:
+        out = pixels[::-1]
+    elif orientation == 5:
+        out = pixels.transpose(1, 0, 2)
+    elif orientation == 6:
+        out = cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE)
+    elif orientation == 7:
+        out = pixels[::-1, ::-1].transpose(1, 0, 2)
+    elif orientation == 8:
+        out = cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    else:
+        return pixels
+    return np.ascontiguousarray(out)
+
+
+def _lazy_jpeg(data: bytes, im: Image.Image) -> DecodedImage:
+    orientation = _orientation(im)
+    width, height = im.size
+    size = (height, width) if orientation >= 5 else (width, height)
+
+    def decode(reduction: int) -> np.ndarray:
+        with timing.stage("decode"):
+            flags = _REDUCED_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            expected = (-(-height // reduction), -(-width // reduction))
+            if pixels is None or pixels.ndim != 3 or pixels.shape[:2] != expected:
+                if reduction == 1:  # Pillow decides, and names the error
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        return _decode_pil(Image.open(io.BytesIO(data), formats=["JPEG"]), "JPEG")
+                raise failed("ImageDecodeFailed", "The JPEG image data is corrupt or truncated.")
+            return orient(pixels, orientation)
+
+    return DecodedImage(format="JPEG", size=size, decoder=decode)
 
 
 # --------------------------------------------------------------------------- Url fetching

