@@ -316,3 +316,20 @@ def _corrupt_crop_in_file(server, group_id: str) -> str:
             return face.face_id
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("inproc", ["sqlite"], indirect=True)
+def test_group_deleted_mid_job_fails_it_cleanly(inproc):
+    services = inproc.services
+    inproc.call("CreateGroup", GroupId="gone", GroupName="Gone", FaceModelVersion="2.0")
+    _enrol(inproc, "gone", _people(3, 1))
+    services.jobs.batch = 1
+    job = inproc.call("UpgradeGroupFaceModelVersion", GroupId="gone",
+                      FaceModelVersion="3.0")["JobId"]
+    _step(services)
+    inproc.call("DeleteGroup", GroupId="gone")
+    services.jobs.run_until_idle(timeout=60)
+    r = _result(inproc, job)
+    assert (r["Status"], r["GroupId"], r["FailedFacesUrl"]) == (3, "gone", "")
+    assert inproc.code("RevertGroupFaceModelVersion", JobId=job) == \
+        "FailedOperation.JobCannnotRollback"

@@ -29,13 +29,13 @@ import numpy as np
 from sqlalchemy import insert
 
 from ..core.clock import now_ms
-from ..core.features import to_bytes
 from ..core.settings import Settings
 from ..services import Services
 from ..store.db import Database
-from ..store.schema import Face, FaceFeature, Group, Membership, Person
+from ..store.schema import Group
 from .lfw import lfw_images_dir
 from .server import Server
+from .startup import insert_persons
 
 CHUNK = 2000
 
@@ -72,22 +72,9 @@ def seed(data_dir: Path, faces: int, distinct: int) -> tuple[str, list[Path]]:
             face_model_version="2.0", created_ms=now, updated_ms=now)).inserted_primary_key[0]
     for start in range(0, faces, CHUNK):
         ids = range(start + 1, min(faces, start + CHUNK) + 1)
-        src = [rows[(i - 1) % len(rows)] for i in ids]
         with db.engine.begin() as conn:
-            conn.execute(insert(Person), [
-                {"pk": i, "account_id": account, "person_id": f"p{i}", "name": f"p{i}",
-                 "gender": 0, "face_model_version": "2.0", "created_ms": now} for i in ids])
-            conn.execute(insert(Membership), [
-                {"group_pk": group_pk, "person_pk": i, "ex_descriptions": [], "created_ms": now}
-                for i in ids])
-            conn.execute(insert(Face), [
-                {"pk": i, "account_id": account, "face_id": str(10**18 + i), "person_pk": i,
-                 "face_model_version": "2.0", "x": 0, "y": 0, "width": 100, "height": 100,
-                 "crop_image": r[0], "crop_landmarks": r[1], "quality": None, "created_ms": now}
-                for i, r in zip(ids, src)])
-            conn.execute(insert(FaceFeature), [
-                {"face_pk": i, "model_version": "2.0", "vector": to_bytes(r[2]),
-                 "created_ms": now} for i, r in zip(ids, src)])
+            insert_persons(conn, account, group_pk, "2.0",
+                           [(i, *rows[(i - 1) % len(rows)][:3]) for i in ids])
     db.dispose()
     probes = []
     for _, _, _, person_dir in rows[:20]:
