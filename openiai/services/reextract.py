@@ -107,8 +107,11 @@ def reextract_missing(db: Database, pipeline: FacePipeline, batch: int = BATCH) 
 
 def queue_if_needed(db: Database) -> bool:
     """Queue the re-extraction job when faces lack their own vector and none is queued."""
+    with db.read() as s:  # one row at most: cheap on a large database
+        if not s.scalar(select(Face.pk).where(~_has_own()).limit(1)):
+            return False
     with db.write() as s:
-        if not missing_count(s) or jobs.unfinished(s, KIND):
+        if jobs.unfinished(s, KIND):
             return False
         jobs.submit(s, kind=KIND, account_id=None, params={}, tag="reextract")
     return True
