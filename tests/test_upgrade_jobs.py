@@ -50,10 +50,10 @@ def _enrol(api, group: str, people) -> None:
                      FaceMatchThreshold=0)
 
 
-def assert_all_searchable(services, account_id: int, group_id: str) -> str:
+def assert_all_searchable(services, account_id: int, group_id: str, clean: bool = True) -> str:
     """Every face of the group is in the index under the group's version, found first by its
-    own stored vector within the group, and nothing of the group is under the other version.
-    Returns the group's version."""
+    own stored vector within the group, and (``clean``) nothing of the group is under the
+    other version. Returns the group's version."""
     from openiai.core.features import from_bytes
     from openiai.core.versions import names
     from openiai.store.repo import get_group
@@ -75,7 +75,7 @@ def assert_all_searchable(services, account_id: int, group_id: str) -> str:
                                        unique_persons=False)
     assert [h[0].face for h in hits] == [pk for pk, _, _ in rows]
     assert services.index.group_counts(account_id, version, [group.pk])["faces"] == len(rows)
-    for other in set(names()) - {version}:
+    for other in set(names()) - {version} if clean else ():
         assert services.index.group_counts(account_id, other, [group.pk])["faces"] == 0
     return version
 
@@ -90,7 +90,17 @@ def _result(api, job_id: str) -> dict:
     return api.call("GetUpgradeGroupFaceModelVersionResult", JobId=job_id)
 
 
-def test_upgrade_step_by_step_revert_once(inproc):
+@pytest.fixture
+def prompt_cleanup(monkeypatch):
+    """In-process: no grace for log followers and no wait before the old version's index
+    entries go (the server waits 1 s and 30 s: searches in flight on the old version)."""
+    from openiai.services import upgrade
+
+    monkeypatch.setattr(upgrade, "FOLLOWER_GRACE_S", 0.0)
+    monkeypatch.setattr(upgrade, "CLEANUP_DELAY_MS", 0)
+
+
+def test_upgrade_step_by_step_revert_once(inproc, prompt_cleanup):
     services = inproc.services
     people = _people(8, 2)  # 8 persons x 2 faces, probes kept back
     inproc.call("CreateGroup", GroupId="old", GroupName="Old", FaceModelVersion="2.0")
@@ -141,6 +151,8 @@ def test_upgrade_step_by_step_revert_once(inproc):
             _enrol(inproc, "old", [late])
     assert r["Status"] == 1 and r["Progress"] == 100.0 and r["EndTimestamp"] >= r["StartTime"]
     assert progress == sorted(progress) and len(progress) >= 4
+    assert assert_all_searchable(services, inproc.account_id, "old", clean=False) == "3.0"
+    services.jobs.run_until_idle(timeout=60)  # the 2.0 entries' cleanup
     assert assert_all_searchable(services, inproc.account_id, "old") == "3.0"
     assert inproc.call("GetGroupInfo", GroupId="old")["FaceModelVersion"] == "3.0"
     found = inproc.call("SearchPersons", GroupIds=["old"], Image=b64(late[1][-1]))
@@ -155,6 +167,8 @@ def test_upgrade_step_by_step_revert_once(inproc):
     assert listing["JobInfos"][0]["Status"] == 1
     assert inproc.call("RevertGroupFaceModelVersion", JobId=job) == {"RequestId": ANY}
     assert _result(inproc, job)["Status"] == 2
+    assert assert_all_searchable(services, inproc.account_id, "old", clean=False) == "2.0"
+    services.jobs.run_until_idle(timeout=60)
     assert assert_all_searchable(services, inproc.account_id, "old") == "2.0"
     assert inproc.code("RevertGroupFaceModelVersion", JobId=job) == \
         "FailedOperation.JobCannnotRollback"
@@ -193,7 +207,7 @@ def _corrupt_one_crop(db, account_id: int, person_id: str) -> str:
 
 
 @pytest.mark.parametrize("inproc", ["sqlite"], indirect=True)
-def test_unreadable_crop_fails_the_upgrade_with_a_signed_list(inproc):
+def test_unreadable_crop_fails_the_upgrade_with_a_signed_list(inproc, prompt_cleanup):
     services = inproc.services
     people = _people(3, 1)
     inproc.call("CreateGroup", GroupId="lost", GroupName="Lost", FaceModelVersion="2.0")
@@ -319,7 +333,7 @@ def _corrupt_crop_in_file(server, group_id: str) -> str:
 
 
 @pytest.mark.parametrize("inproc", ["sqlite"], indirect=True)
-def test_group_deleted_mid_job_fails_it_cleanly(inproc):
+def test_group_deleted_mid_job_fails_it_cleanly(inproc, prompt_cleanup):
     services = inproc.services
     inproc.call("CreateGroup", GroupId="gone", GroupName="Gone", FaceModelVersion="2.0")
     _enrol(inproc, "gone", _people(3, 1))

@@ -115,10 +115,16 @@ def new_job_id(account_id: int | None, tag: str) -> str:
     return f"{account_id or 0}_{tag}_{int(time.time())}_{rand}"
 
 
+NOT_BEFORE = "_not_before_ms"  # params key: the runner leaves the job alone until then
+
+
 def submit(s, *, kind: str, account_id: int | None, params: dict, job_id: str | None = None,
-           tag: str | None = None) -> Job:
-    """Queue a job inside the caller's write transaction; returns the row."""
+           tag: str | None = None, not_before_ms: int | None = None) -> Job:
+    """Queue a job inside the caller's write transaction; returns the row. With
+    ``not_before_ms`` no runner takes it before that time (epoch milliseconds)."""
     now = now_ms()
+    if not_before_ms is not None:
+        params = {**params, NOT_BEFORE: int(not_before_ms)}
     job = Job(job_id=job_id or new_job_id(account_id, tag or kind), account_id=account_id,
               kind=kind, params=params, status=QUEUED, progress=0.0, checkpoint={}, result={},
               error="", lease_owner=None, lease_expires_ms=0, created_ms=now, started_ms=0,
@@ -357,12 +363,14 @@ class JobRunner:
     def _claim(self) -> JobStep | None:
         with self.services.db.read() as s:
             candidates = s.execute(
-                select(Job.pk, Job.kind, Job.lease_owner, Job.lease_expires_ms)
+                select(Job.pk, Job.kind, Job.lease_owner, Job.lease_expires_ms, Job.params)
                 .where(Job.status.in_(UNFINISHED)).order_by(Job.created_ms, Job.pk)).all()
         now = now_ms()
-        for pk, job_kind, owner, expires in candidates:
+        for pk, job_kind, owner, expires, params in candidates:
             if job_kind not in KINDS:
                 continue  # a kind this build does not know: left to one that does
+            if int((params or {}).get(NOT_BEFORE, 0)) > now:
+                continue
             if owner and owner != self.owner and expires > now and not _dead_here(owner, self.owner):
                 continue
             with self.services.db.write() as s:

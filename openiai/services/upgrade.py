@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import and_, exists, func, select, update
@@ -147,14 +150,77 @@ class SwitchRefused(Exception):
     """The group cannot switch as it stands (the message says why)."""
 
 
-def switch(s, pipeline, group: Group, to_version: str) -> int:
-    """Move ``group`` with its persons and faces to ``to_version`` inside the write session
-    ``s``; returns how many faces moved. Faces still lacking a vector under the new version are
-    extracted here, under the write lock (a few at most: the caller caught up before)."""
+@dataclass
+class Staged:
+    """What :func:`stage` put into the index under the new version."""
+
+    faces: set = field(default_factory=set)
+    persons: set = field(default_factory=set)
+
+
+def _members(s, group_pk: int) -> list[int]:
+    return list(s.scalars(select(Membership.person_pk).where(Membership.group_pk == group_pk)
+                          .order_by(Membership.person_pk)))
+
+
+def _index_persons(s, account_id: int, version: str, person_pks: list[int],
+                   only_faces: set | None = None) -> set:
+    """Record face_upsert (all the persons' faces with a vector under ``version``, or only
+    those in ``only_faces``) and person_upsert (fused vector, groups) under ``version``;
+    returns the face pks recorded."""
+    recorded = set()
+    for start in range(0, len(person_pks), CHUNK):
+        chunk = person_pks[start:start + CHUNK]
+        rows = s.execute(select(Face.pk, Face.person_pk, FaceFeature.vector)
+                         .join(FaceFeature, and_(FaceFeature.face_pk == Face.pk,
+                                                 FaceFeature.model_version == version))
+                         .where(Face.person_pk.in_(chunk))
+                         .order_by(Face.person_pk, Face.created_ms, Face.pk)).all()
+        by_person: dict[int, list[np.ndarray]] = {}
+        for face_pk, person_pk, blob in rows:
+            vector = np.frombuffer(blob, "<f4")
+            by_person.setdefault(person_pk, []).append(vector)
+            if only_faces is None or face_pk in only_faces:
+                changes.record(s, account_id, version, "face_upsert",
+                               {"face": face_pk, "person": person_pk}, vector)
+                recorded.add(face_pk)
+        groups: dict[int, list[int]] = {}
+        for person_pk, group_pk in s.execute(select(Membership.person_pk, Membership.group_pk)
+                                             .where(Membership.person_pk.in_(chunk))):
+            groups.setdefault(person_pk, []).append(group_pk)
+        for person_pk in chunk:
+            vecs = by_person.get(person_pk)
+            changes.record(s, account_id, version, "person_upsert",
+                           {"person": person_pk, "groups": sorted(groups.get(person_pk, []))},
+                           fuse(np.stack(vecs)) if vecs else None)
+    return recorded
+
+
+def stage(s, group: Group, to_version: str) -> Staged:
+    """Step 1 of a switch, in its own transaction: the group's persons and faces enter the
+    index under ``to_version`` (stale entries of theirs there are dropped first). The tables
+    still say the old version, so nothing searches them there yet; once this commits and the
+    index has applied it, the flip can happen without a moment in which the group's faces are
+    missing from the version searches use."""
+    members = _members(s, group.pk)
+    for start in range(0, len(members), CHUNK):
+        changes.record(s, group.account_id, to_version, "person_remove",
+                       {"persons": members[start:start + CHUNK]})
+    return Staged(_index_persons(s, group.account_id, to_version, members), set(members))
+
+
+def flip(s, pipeline, group: Group, to_version: str, staged: Staged) -> int:
+    """Step 2, right after :func:`stage`: what changed in between is brought into the new
+    version's index (faces enrolled or deleted, persons gone), faces still lacking a vector
+    under it are extracted here (under the write lock: a few at most), and the group, its
+    persons and faces switch; returns how many faces the group has. The old version's
+    entries are removed later by a cleanup job (:data:`CLEANUP_KIND`), once searches that
+    read the old version before this commit are done."""
     from_version = group.face_model_version
-    if shared_persons(s, group.pk):
+    shared = shared_persons(s, group.pk)
+    if shared:
         raise SwitchRefused("persons of the group also belong to other groups: "
-                            + ", ".join(shared_persons(s, group.pk)))
+                            + ", ".join(shared))
     for _ in range(1000):
         late = missing_vectors(s, group.pk, to_version, 64)
         if not late:
@@ -164,41 +230,88 @@ def switch(s, pipeline, group: Group, to_version: str) -> int:
             raise SwitchRefused(json.dumps(failures))
         _store(s, vectors, to_version)
         s.flush()
-    person_pks = list(s.scalars(select(Membership.person_pk).where(Membership.group_pk == group.pk)
-                                .order_by(Membership.person_pk)))
-    moved = 0
-    now = now_ms()
-    for start in range(0, len(person_pks), CHUNK):
-        chunk = person_pks[start:start + CHUNK]
-        changes.record(s, group.account_id, from_version, "person_remove", {"persons": chunk})
+    members = _members(s, group.pk)
+    faces = dict(s.execute(select(Face.pk, Face.person_pk)
+                           .where(Face.person_pk.in_(members))).all()) if members else {}
+    gone_persons = sorted(staged.persons - set(members))
+    if gone_persons:
+        changes.record(s, group.account_id, to_version, "person_remove",
+                       {"persons": gone_persons})
+    gone_faces = sorted(staged.faces - set(faces))
+    if gone_faces:
+        changes.record(s, group.account_id, to_version, "face_remove", {"faces": gone_faces})
+    new_faces = set(faces) - staged.faces
+    touched = (set(members) - staged.persons) | {faces[f] for f in new_faces}
+    touched |= {p for p in members if p in staged.persons and gone_faces}  # cheap enough
+    _index_persons(s, group.account_id, to_version, sorted(touched), only_faces=new_faces)
+    for start in range(0, len(members), CHUNK):
+        chunk = members[start:start + CHUNK]
         s.execute(update(Person).where(Person.pk.in_(chunk))
                   .values(face_model_version=to_version))
         s.execute(update(Face).where(Face.person_pk.in_(chunk))
                   .values(face_model_version=to_version))
-        rows = s.execute(select(Face.pk, Face.person_pk, FaceFeature.vector)
-                         .join(FaceFeature, and_(FaceFeature.face_pk == Face.pk,
-                                                 FaceFeature.model_version == to_version))
-                         .where(Face.person_pk.in_(chunk))
-                         .order_by(Face.person_pk, Face.created_ms, Face.pk)).all()
-        by_person: dict[int, list[np.ndarray]] = {}
-        for face_pk, person_pk, blob in rows:
-            vector = np.frombuffer(blob, "<f4")
-            changes.record(s, group.account_id, to_version, "face_upsert",
-                           {"face": face_pk, "person": person_pk}, vector)
-            by_person.setdefault(person_pk, []).append(vector)
-            moved += 1
-        groups: dict[int, list[int]] = {}
-        for person_pk, group_pk in s.execute(select(Membership.person_pk, Membership.group_pk)
-                                             .where(Membership.person_pk.in_(chunk))):
-            groups.setdefault(person_pk, []).append(group_pk)
-        for person_pk in chunk:
-            vecs = by_person.get(person_pk)
-            changes.record(s, group.account_id, to_version, "person_upsert",
-                           {"person": person_pk, "groups": sorted(groups.get(person_pk, []))},
-                           fuse(np.stack(vecs)) if vecs else None)
     group.face_model_version = to_version
-    group.updated_ms = now
-    return moved
+    group.updated_ms = now_ms()
+    queue_cleanup(s, group, from_version)
+    return len(faces)
+
+
+def switch(db, pipeline, group_pk: int, from_version: str, to_version: str,
+           finish=None) -> int:
+    """Stage, wait for the processes that follow the change log, flip. ``finish`` is the
+    job's finishing transaction (its writes commit with the job's end), else a plain write."""
+    with db.write() as s:
+        group = s.get(Group, group_pk)
+        if group is None or group.face_model_version != from_version:
+            raise SwitchRefused("the group was deleted or changed")
+        staged = stage(s, group, to_version)
+    time.sleep(FOLLOWER_GRACE_S)  # workers poll the log every 0.5 s
+    try:
+        with (finish() if finish is not None else db.write()) as s:
+            group = s.get(Group, group_pk)
+            if group is None or group.face_model_version != from_version:
+                raise SwitchRefused("the group was deleted or changed")
+            return flip(s, pipeline, group, to_version, staged)
+    except SwitchRefused:
+        with db.write() as s:  # what stage put under the new version goes again
+            group = s.get(Group, group_pk)
+            if group is not None:
+                queue_cleanup(s, group, to_version, delay_ms=0)
+        raise
+
+
+# --------------------------------------------------------------------------- cleanup
+
+CLEANUP_KIND = "upgrade_cleanup"
+CLEANUP_DELAY_MS = 30_000  # longer than any search that read the old version takes
+FOLLOWER_GRACE_S = 1.0
+
+
+def queue_cleanup(s, group: Group, version: str, delay_ms: int | None = None) -> None:
+    """Remove the group's entries under ``version`` from the index later (unless the group is
+    back on that version by then)."""
+    delay = CLEANUP_DELAY_MS if delay_ms is None else delay_ms
+    jobs.submit(s, kind=CLEANUP_KIND, account_id=None, tag="upgrade_cleanup",
+                params={"group_pk": group.pk, "version": version,
+                        "account_id": group.account_id},
+                not_before_ms=now_ms() + delay)
+
+
+@jobs.kind(CLEANUP_KIND)
+def cleanup_step(job: jobs.JobStep) -> None:
+    p = job.params
+    with job.finish({}) as s:
+        group = s.get(Group, p["group_pk"])
+        if group is not None and group.face_model_version == p["version"]:
+            return  # reverted (or upgraded again) meanwhile: those entries serve again
+        # Every membership of the group under that version goes (persons deleted since keep
+        # none there), then the persons still in the group with their faces.
+        changes.record(s, p["account_id"], p["version"], "group_remove",
+                       {"group": p["group_pk"]})
+        members = _members(s, p["group_pk"]) if group is not None else []
+        for start in range(0, len(members), CHUNK):
+            changes.record(s, p["account_id"], p["version"], "person_remove",
+                           {"persons": members[start:start + CHUNK]})
 
 
 # --------------------------------------------------------------------------- the job
@@ -266,12 +379,9 @@ def step(job: jobs.JobStep) -> None:
             _store(s, vectors, p["to"])
         return
     try:
-        with job.finish({"faces": done, "failed": 0}, cp) as s:
-            group = s.get(Group, p["group_pk"])
-            if group is None or group.face_model_version != p["from"]:
-                raise SwitchRefused(f"group `{p['group_id']}` was deleted or changed")
-            moved = switch(s, pipeline, group, p["to"])
-            log.info("group %s switched to %s: %d faces", p["group_id"], p["to"], moved)
+        moved = switch(db, pipeline, p["group_pk"], p["from"], p["to"],
+                       finish=lambda: job.finish({"faces": done, "failed": 0}, cp))
+        log.info("group %s switched to %s: %d faces", p["group_id"], p["to"], moved)
     except SwitchRefused as exc:
         raise jobs.JobFailed(str(exc)) from None
 
@@ -310,13 +420,19 @@ def revert(services, account_id: int, job: Job) -> None:
                          "re-extracted under the old version; first: " + failures[0]["Reason"])
         with db.write() as s:
             _store(s, vectors, p["from"])
+    try:
+        switch(db, pipeline, p["group_pk"], p["to"], p["from"],
+               finish=lambda: _revert_commit(db, account_id, job))
+    except SwitchRefused as exc:
+        raise failed("JobCannnotRollback", f"Job `{job.job_id}` cannot be reverted: {exc}")
+
+
+@contextmanager
+def _revert_commit(db, account_id: int, job: Job):
+    """The revert's flip, checked again and marked on the job in the same transaction."""
     with db.write() as s:
         row = _check_revert(s, account_id, job)
-        group = s.get(Group, p["group_pk"])
-        try:
-            switch(s, pipeline, group, p["from"])
-        except SwitchRefused as exc:
-            raise failed("JobCannnotRollback", f"Job `{job.job_id}` cannot be reverted: {exc}")
+        yield s
         row.result = {**(row.result or {}), "reverted_ms": now_ms()}
 
 
