@@ -8,13 +8,16 @@ The job (kind ``upgrade_group``, :mod:`.jobs`) works in two phases:
    ones and serve nothing yet: the group keeps answering on its old version. Faces added while
    the job runs have larger keys, so the scan reaches them too. A face whose crop cannot be
    read or embedded is noted (FaceId, PersonId, reason) and the scan goes on.
-2. **switch**, in one write transaction (writers are serialised, so no face can be acknowledged
-   between the check and the switch): any face of the group still without a new-version
-   vector is caught up there; then the group, its persons and their faces move to the new
-   version, and the index learns it through ordinary change-log entries (the persons leave
-   the old version's collection, their faces and fused vectors enter the new one). Searches
-   before the commit use the old version, after it the new one; no acknowledged face is ever
-   unsearchable on the group's current version.
+2. **switch** (:func:`switch`): first the group's persons and faces enter the index under
+   the new version in a transaction of their own (the tables still say the old version, so
+   nothing searches there yet); a moment later (log followers: other workers) one write
+   transaction catches up whatever changed in between (faces enrolled or deleted, and any
+   face still without a new vector, extracted under the write lock), then moves the group,
+   its persons and faces to the new version. Writers are serialised, so no face can be
+   acknowledged between that check and the switch. Searches before the commit use the old
+   version, after it the new one, and both versions' entries are in the index at that
+   moment; the old version's entries go 30 s later (a cleanup job), when searches that read
+   the old version before the commit are long done.
 
 A job with failed faces does not switch: it ends with Status 3 and FailedFacesUrl, a signed
 half-hour link (:mod:`.links`) to ``{"GroupId", "FailedFaces": [{"FaceId", "PersonId",
