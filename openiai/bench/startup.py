@@ -54,26 +54,33 @@ def fill(settings: Settings, faces: np.ndarray, console: Console) -> float:
     landmarks = [[0.0, 0.0]] * 5
     for start in range(0, len(faces), CHUNK):
         stop = min(len(faces), start + CHUNK)
-        ids = range(start + 1, stop + 1)
         with db.engine.begin() as conn:
-            conn.execute(insert(Person), [
-                {"pk": i, "account_id": account, "person_id": f"p{i}", "name": f"p{i}", "gender": 0,
-                 "face_model_version": "3.0", "created_ms": now} for i in ids])
-            conn.execute(insert(Membership), [
-                {"group_pk": group_pk, "person_pk": i, "ex_descriptions": [], "created_ms": now}
-                for i in ids])
-            conn.execute(insert(Face), [
-                {"pk": i, "account_id": account, "face_id": str(10**18 + i), "person_pk": i,
-                 "face_model_version": "3.0", "x": 0, "y": 0, "width": 100, "height": 100,
-                 "crop_image": crop, "crop_landmarks": landmarks, "quality": None,
-                 "created_ms": now} for i in ids])
-            conn.execute(insert(FaceFeature), [
-                {"face_pk": i, "model_version": "3.0", "vector": to_bytes(faces[i - 1]),
-                 "created_ms": now} for i in ids])
+            insert_persons(conn, account, group_pk, "3.0",
+                           [(i, crop, landmarks, faces[i - 1]) for i in range(start + 1, stop + 1)])
         console.print(f"  filled {stop:,} / {len(faces):,}", end="\r")
     db.dispose()
     console.print()
     return time.perf_counter() - started
+
+
+def insert_persons(conn, account: int, group_pk: int, version: str, rows) -> None:
+    """One person with one face per row (pk, crop bytes, crop landmarks, vector), straight
+    into the tables (no change log: the index is rebuilt from them at start-up)."""
+    now = now_ms()
+    conn.execute(insert(Person), [
+        {"pk": i, "account_id": account, "person_id": f"p{i}", "name": f"p{i}", "gender": 0,
+         "face_model_version": version, "created_ms": now} for i, *_ in rows])
+    conn.execute(insert(Membership), [
+        {"group_pk": group_pk, "person_pk": i, "ex_descriptions": [], "created_ms": now}
+        for i, *_ in rows])
+    conn.execute(insert(Face), [
+        {"pk": i, "account_id": account, "face_id": str(10**18 + i), "person_pk": i,
+         "face_model_version": version, "x": 0, "y": 0, "width": 100, "height": 100,
+         "crop_image": crop, "crop_landmarks": landmarks, "quality": None, "created_ms": now}
+        for i, crop, landmarks, _ in rows])
+    conn.execute(insert(FaceFeature), [
+        {"face_pk": i, "model_version": version, "vector": to_bytes(vector), "created_ms": now}
+        for i, _, _, vector in rows])
 
 
 def timed_start(settings: Settings) -> tuple[Services, dict, float]:

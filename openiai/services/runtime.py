@@ -14,8 +14,11 @@ from ..vision.models.own import OwnModelError, folder
 from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
+from .jobs import JobRunner
+from .links import Links
 from .liveness import LivenessEstimator
-from .reextract import reextract_missing
+from . import upgrade  # noqa: F401  (registers its job kind with the runner)
+from .reextract import queue_if_needed
 
 
 def check_versions_in_use(db: Database, settings: Settings) -> None:
@@ -55,13 +58,19 @@ class Services:
         check_versions_in_use(self.db, settings)
         self.attributes = AttributeEstimator(self.faces)
         self.liveness = LivenessEstimator(self.faces)
+        self.links = Links.from_settings(settings)
+        # Background jobs: the runner exists everywhere (tests drive it with run_until_idle),
+        # but only the index-writing server process starts its thread (start_jobs).
+        self.jobs = JobRunner(self, share=settings.jobs_share, batch=settings.jobs_batch)
+        self.runs_jobs = owner and index_writer and with_index
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
-            # Before the index loads: faces lacking their own version's vector. One process
-            # does it (the index writer); other workers follow its writes through the log.
+            # Faces lacking their own version's vector: re-extracted by a background job
+            # (services/reextract.py) of the index writer; other workers follow its writes
+            # through the log. Start-up does not wait for it.
             if owner and index_writer:
-                reextract_missing(self.db, self.faces)
+                queue_if_needed(self.db)
             self._start_index(settings, owner, background, index_writer)
 
     def _start_index(self, settings: Settings, owner: bool, background: bool, writer: bool) -> None:
@@ -72,7 +81,13 @@ class Services:
         self.index_report = self.index_sync.start(background=background)
         self.db.on_commit = self.index_sync.on_commit
 
+    def start_jobs(self) -> None:
+        """Start the background job thread (the server's index-writing process only)."""
+        if self.runs_jobs:
+            self.jobs.start()
+
     def close(self) -> None:
+        self.jobs.stop()
         self.db.on_commit = None
         if self.index_sync is not None:
             self.index_sync.close()
