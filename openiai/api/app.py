@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ..core import timing
 from ..actions.registry import Context
 from ..services import Services
+from ..services.links import LinkError
 from ..core.settings import Settings
 from .auth import NonceCache, SignatureActions, authenticate
 from ..core.errors import ApiError, invalid, too_large
@@ -256,6 +257,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(_app):
         # Models load in the background: /healthz answers at once, /readyz once they are in.
         threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+        services.start_jobs()  # background jobs (services/jobs.py), index writer only
         yield
         # uvicorn runs this after in-flight requests finished (or timeout_graceful_shutdown).
         services.close()
@@ -263,6 +265,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     async def root_endpoint(request: Request) -> Response:
         return browser_page(request) or await endpoint(request)
+
+    async def files_endpoint(request: Request) -> Response:
+        """A file behind a short-lived signed link (services/links.py): 403 forged or
+        expired, 404 gone."""
+        try:
+            path = services.links.open(request.path_params["token"])
+        except LinkError as exc:
+            return Response(json.dumps({"error": str(exc)}).encode(), status_code=exc.status,
+                            media_type="application/json")
+        media = "application/json" if path.suffix == ".json" else "application/octet-stream"
+        try:
+            data = await anyio.to_thread.run_sync(path.read_bytes)
+        except OSError:  # removed between the check and the read
+            return Response(b'{"error": "file not found"}', status_code=404,
+                            media_type="application/json")
+        return Response(data, media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="{path.name}"',
+                                 "Cache-Control": "no-store"})
 
     root = Route("/", root_endpoint)
     # Every method reaches the endpoint, so TRACE, PROPFIND or a lowercase `get` get the
@@ -274,6 +294,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/files/{token}", files_endpoint, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.services = services
     app.state.metrics = metrics

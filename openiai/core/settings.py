@@ -66,6 +66,13 @@ class Settings:
     # The vector engine: None for the in-process FAISS index; milvus://host:19530 or
     # milvus-lite:FILE.db for Milvus (openiai.index.milvus_engine).
     vector_url: str | None = None
+    # Background jobs (openiai.services.jobs): the runner thread is busy at most this share of
+    # the time (0.5: it sleeps as long as each batch took) and takes this many faces a batch.
+    jobs_share: float = 0.5
+    jobs_batch: int = 16
+    # Where clients reach this server, for signed download links (services/links.py); None:
+    # http://host:port of these settings.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -154,6 +161,13 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _share(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError("expected a share above 0 and at most 1")
+    return value
+
+
 def _inference(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("auto", "float", "int8"):
@@ -196,4 +210,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object], str]] = {
     "OPENIAI_METADATA_WORKERS": ("metadata_workers", _positive_int,
                                  "threads for metadata (non-image) actions"),
     "OPENIAI_VECTOR_URL": ("vector_url", str, "vector engine: milvus://host:19530, milvus-lite:F.db"),
+    "OPENIAI_JOBS_SHARE": ("jobs_share", _share, "share of a core background jobs may use"),
+    "OPENIAI_JOBS_BATCH": ("jobs_batch", _positive_int, "faces per background job batch"),
+    "OPENIAI_PUBLIC_URL": ("public_url", str, "base URL of signed download links"),
 }

@@ -9,6 +9,8 @@ from ..store.keys import KeyStore, load_master_key
 from .attributes import AttributeEstimator
 from .faces import FacePipeline
 from .index_sync import IndexSync
+from .jobs import JobRunner
+from .links import Links
 from .liveness import LivenessEstimator
 from .reextract import reextract_missing
 
@@ -34,6 +36,11 @@ class Services:
         self.faces = FacePipeline.from_settings(settings)
         self.attributes = AttributeEstimator(self.faces)
         self.liveness = LivenessEstimator(self.faces)
+        self.links = Links.from_settings(settings)
+        # Background jobs: the runner exists everywhere (tests drive it with run_until_idle),
+        # but only the index-writing server process starts its thread (start_jobs).
+        self.jobs = JobRunner(self, share=settings.jobs_share, batch=settings.jobs_batch)
+        self.runs_jobs = owner and index_writer and with_index
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
@@ -51,7 +58,13 @@ class Services:
         self.index_report = self.index_sync.start(background=background)
         self.db.on_commit = self.index_sync.on_commit
 
+    def start_jobs(self) -> None:
+        """Start the background job thread (the server's index-writing process only)."""
+        if self.runs_jobs:
+            self.jobs.start()
+
     def close(self) -> None:
+        self.jobs.stop()
         self.db.on_commit = None
         if self.index_sync is not None:
             self.index_sync.close()

@@ -5,7 +5,7 @@ by clients (GroupId, PersonId) are unique per account only, so two accounts neve
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String,
+    JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -139,3 +139,34 @@ class IndexState(Base):
     __tablename__ = "index_state"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+
+
+class Job(Base):
+    """A background job (:mod:`openiai.services.jobs`). ``status``: queued, running, done,
+    failed. ``checkpoint`` is the handler's own resume point, saved with each batch's writes;
+    ``result`` what it reports when done (kind-specific, e.g. an upgrade's counts).
+    ``account_id`` is None for the server's own jobs (re-extraction at start-up)."""
+
+    __tablename__ = "jobs"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(96))
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE", name="fk_jobs_account"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    started_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (
+        UniqueConstraint("job_id", name="uq_jobs_job_id"),
+        Index("ix_jobs_account_kind", "account_id", "kind", "created_ms"),
+        Index("ix_jobs_status", "status"),
+    )
