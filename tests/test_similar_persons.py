@@ -191,3 +191,45 @@ def test_same_groups_twice_and_another_account(inproc_services, backend):
     # Finished: the same groups may be checked again.
     call(me, "CheckSimilarPerson", GroupIds=["a", "b"], UniquePersonControl=2)
     services.jobs.run_until_idle(timeout=60)
+
+
+def test_paged_snapshot_and_a_runner_stopped_mid_job(inproc_services, monkeypatch):
+    """Snapshot pages of 2 persons and search batches of 2, the runner stopped after a few
+    steps (its lease handed back, as at a shutdown) and the job finished by a later run: the
+    same pairs as the HTTP test's check."""
+    import base64
+
+    from images import LFW
+    from openiai.api.dispatch import dispatch
+    from openiai.services import similar_persons as sp
+
+    monkeypatch.setattr(sp, "SNAPSHOT_PAGE", 2)
+    monkeypatch.setattr(sp, "BATCH", 2)
+    services = inproc_services("sqlite")
+    me = services.keys.ensure_account(f"dupes-{uuid.uuid4().hex[:6]}")
+
+    def call(action, **params):
+        return dispatch(services, me, "2020-03-03", action, params)
+
+    def photo(name, number):
+        return base64.b64encode((LFW / name / f"{name}_{number:04d}.jpg").read_bytes()).decode()
+
+    call("CreateGroup", GroupId="g", GroupName="g")
+    planted = set()
+    for name, a, b, _ in PLANTED:
+        for suffix, number in (("a", a), ("b", b)):
+            call("CreatePerson", GroupId="g", PersonId=f"{name}-{suffix}", PersonName=name,
+                 Image=photo(name, number))
+        planted.add(frozenset((f"{name}-a", f"{name}-b")))
+    for name, number, _ in SINGLES:
+        call("CreatePerson", GroupId="g", PersonId=name, PersonName=name, Image=photo(name, number))
+    job_id = call("CheckSimilarPerson", GroupIds=["g"], UniquePersonControl=1)["JobId"]
+    services.jobs.run_next(throttle=False, max_steps=4)  # 9 persons: 5 pages, not all read
+    progress = call("GetSimilarPersonResult", JobId=job_id)["Progress"]
+    assert 0 < progress < sp.SNAPSHOT_SHARE
+    services.jobs.run_next(throttle=False, max_steps=4)  # into the searches
+    assert sp.SNAPSHOT_SHARE < call("GetSimilarPersonResult", JobId=job_id)["Progress"] < 100
+    services.jobs.run_until_idle(timeout=60)
+    done = call("GetSimilarPersonResult", JobId=job_id)
+    rows = json.loads(services.links.open(done["SimilarPersonsUrl"].rsplit("/", 1)[1]).read_text())
+    assert {frozenset((r["PersonId"], r["SimilarPersonId"])) for r in rows} == planted

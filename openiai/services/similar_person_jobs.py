@@ -34,7 +34,7 @@ def check_for(services, job_id: str, account_id: int, params: dict) -> Check:
     return Check(directory=work_dir(services, job_id), db=services.db, index=services.index,
                  account_id=account_id, version=params["version"],
                  groups={int(pk): gid for pk, gid in zip(params["group_pks"], params["group_ids"])},
-                 strength=int(params["strength"]),
+                 strength=int(params["strength"]), expected_persons=int(params.get("persons", 0)),
                  result_path=services.links.path(result_relpath(job_id)))
 
 

@@ -4,10 +4,12 @@ index, resumable in batches.
 
 The job, step by step (each step leaves a checkpoint a restart resumes from):
 
-1. :func:`snapshot` - the persons of the groups as they are when the job starts (the docs: "the
-   groups' state at the moment the job starts is what is checked"), each with its fused
-   feature (the normalised sum of its normalised face vectors, as the index fuses them) and
-   the checked groups it is in; saved once as ``gallery.npz`` + ``gallery.json``.
+1. :func:`snapshot_page` - the persons of the groups as they are when the job starts (the docs:
+   "the groups' state at the moment the job starts is what is checked": the persons up to the
+   newest one in the groups at the first step), each with its fused feature (the normalised
+   sum of its normalised face vectors, as the index fuses them) and the checked groups it is
+   in; read :data:`SNAPSHOT_PAGE` persons a step (a step must stay well inside the runner's
+   lease) and saved as ``gallery.*`` (the vectors memory-mapped afterwards).
 2. :func:`find_pairs` over batches of the snapshot: each person is searched in the index
    among the checked groups' persons (``search_persons``, k neighbours, k grown while every
    neighbour is still above the threshold); hits above the threshold on another person of the
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..core import versions
 from ..core.features import FEATURE_DTYPE, from_bytes, normalize
@@ -69,6 +71,8 @@ MAX_ESTIMATE_MINUTES = 5 * 60  # "if the estimate exceeds 5 hours, the check can
 STRENGTH_FAR = {1: 1e-4, 2: 1e-5}
 
 BATCH = 256  # persons searched per step (a checkpoint after each)
+SNAPSHOT_SHARE = 5.0  # progress (%) the snapshot steps account for
+_CACHE: dict[str, "Gallery"] = {}  # job directory -> its loaded snapshot
 K_START = 16  # neighbours asked per person; grown x4 while all of them are above threshold
 
 
@@ -94,57 +98,102 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.pks)
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, name: str = "gallery") -> None:
+        """``<name>.pks.npy``, ``<name>.vectors.npy`` and ``<name>.json`` (the json last: it
+        marks the set complete)."""
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / "gallery.tmp.npz", pks=self.pks, vectors=self.vectors)
-        _write_atomic(directory / "gallery.json",
+        for part, array in (("pks", self.pks), ("vectors", self.vectors)):
+            tmp = directory / f"{name}.{part}.tmp.npy"
+            np.save(tmp, array)
+            os.replace(tmp, directory / f"{name}.{part}.npy")
+        _write_atomic(directory / f"{name}.json",
                       json.dumps({"person_ids": self.person_ids, "group_ids": self.group_ids}))
-        os.replace(directory / "gallery.tmp.npz", directory / "gallery.npz")
 
     @classmethod
-    def load(cls, directory: Path) -> "Gallery":
-        arrays = np.load(directory / "gallery.npz")
-        meta = json.loads((directory / "gallery.json").read_text())
-        return cls(arrays["pks"], meta["person_ids"], meta["group_ids"], arrays["vectors"])
+    def load(cls, directory: Path, name: str = "gallery", mmap: bool = False) -> "Gallery":
+        """``mmap``: the vectors stay on disk, read as rows are used (a 2-million-person
+        gallery is about 1 GB)."""
+        meta = json.loads((directory / f"{name}.json").read_text())
+        return cls(np.load(directory / f"{name}.pks.npy"), meta["person_ids"], meta["group_ids"],
+                   np.load(directory / f"{name}.vectors.npy", mmap_mode="r" if mmap else None))
 
     @staticmethod
-    def saved(directory: Path) -> bool:
-        return (directory / "gallery.npz").is_file() and (directory / "gallery.json").is_file()
+    def saved(directory: Path, name: str = "gallery") -> bool:
+        return (directory / f"{name}.json").is_file()
+
+    @classmethod
+    def concat(cls, parts: list["Gallery"], dim: int) -> "Gallery":
+        if not parts:
+            return cls(np.zeros(0, np.int64), [], [], np.zeros((0, dim), np.float32))
+        return cls(np.concatenate([p.pks for p in parts]),
+                   [i for p in parts for i in p.person_ids],
+                   [g for p in parts for g in p.group_ids],
+                   np.concatenate([p.vectors for p in parts]).astype(np.float32))
+
+
+SNAPSHOT_PAGE = 20_000  # persons read per snapshot step
+
+
+def _in_groups(groups: dict[int, str]):
+    return select(Membership.person_pk).where(Membership.group_pk.in_(list(groups)))
+
+
+def last_person_pk(db: Database, account_id: int, groups: dict[int, str]) -> int:
+    """The newest person in the groups now: the snapshot covers persons up to it."""
+    with db.read() as s:
+        return int(s.scalar(select(func.max(Membership.person_pk))
+                            .where(Membership.group_pk.in_(list(groups)))) or 0)
 
 
 def snapshot(db: Database, account_id: int, groups: dict[int, str], version: str) -> Gallery:
-    """The persons of ``groups`` ({group pk: GroupId}) that have a feature under ``version``,
-    with their fused features, read in one transaction."""
+    """All persons of ``groups`` ({group pk: GroupId}) that have a feature under ``version``,
+    with their fused features and the checked groups they are in; read in one transaction."""
+    return snapshot_page(db, account_id, groups, version)[0]
+
+
+def snapshot_page(db: Database, account_id: int, groups: dict[int, str], version: str,
+                  after: int = 0, upto: int | None = None,
+                  limit: int | None = None) -> tuple[Gallery, int, int]:
+    """(gallery, last pk scanned, persons scanned) of the persons of ``groups`` with ``after``
+    < pk <= ``upto``, the first ``limit`` of them; those without a feature under ``version``
+    are scanned but left out of the gallery."""
     dim = versions.get(version).dim
     with db.read() as s:
+        q = (select(Person.pk, Person.person_id)
+             .where(Person.account_id == account_id, Person.pk > after,
+                    Person.pk.in_(_in_groups(groups)))
+             .order_by(Person.pk))
+        if upto is not None:
+            q = q.where(Person.pk <= upto)
+        if limit is not None:
+            q = q.limit(limit)
+        ids = dict(s.execute(q).all())
+        if not ids:
+            return Gallery.concat([], dim), after, 0
+        lo, hi = min(ids), max(ids)
         members = s.execute(
             select(Membership.person_pk, Membership.group_pk)
-            .join(Person, Person.pk == Membership.person_pk)
-            .where(Person.account_id == account_id, Membership.group_pk.in_(list(groups)))
-        ).all()
-        in_groups: dict[int, list[str]] = {}
-        for person_pk, group_pk in members:
-            in_groups.setdefault(int(person_pk), []).append(groups[int(group_pk)])
-        ids = dict(s.execute(select(Person.pk, Person.person_id).where(
-            Person.account_id == account_id, Person.pk.in_(
-                select(Membership.person_pk).where(Membership.group_pk.in_(list(groups))))
-        )).all())
+            .where(Membership.group_pk.in_(list(groups)), Membership.person_pk >= lo,
+                   Membership.person_pk <= hi)).all()
         rows = s.execute(
             select(Face.person_pk, FaceFeature.vector)
             .join(FaceFeature, (FaceFeature.face_pk == Face.pk)
                   & (FaceFeature.model_version == version))
-            .where(Face.account_id == account_id, Face.person_pk.in_(
-                select(Membership.person_pk).where(Membership.group_pk.in_(list(groups)))))
+            .where(Face.account_id == account_id, Face.person_pk >= lo, Face.person_pk <= hi,
+                   Face.person_pk.in_(_in_groups(groups)))
             .order_by(Face.person_pk)).all()
+    in_groups: dict[int, set[str]] = {}
+    for person_pk, group_pk in members:
+        in_groups.setdefault(int(person_pk), set()).add(groups[int(group_pk)])
     if not rows:
-        return Gallery(np.zeros(0, np.int64), [], [], np.zeros((0, dim), np.float32))
+        return Gallery.concat([], dim), hi, len(ids)
     face_person = np.array([r[0] for r in rows], np.int64)
     vectors = from_bytes(b"".join(r[1] for r in rows)).reshape(-1, dim)
     starts = np.flatnonzero(np.r_[True, face_person[1:] != face_person[:-1]])
     pks = face_person[starts]
     fused = normalize(np.add.reduceat(normalize(vectors), starts, axis=0)).astype(np.float32)
     return Gallery(pks, [ids[int(p)] for p in pks],
-                   [sorted(set(in_groups.get(int(p), []))) for p in pks], fused)
+                   [sorted(in_groups.get(int(p), ())) for p in pks], fused), hi, len(ids)
 
 
 # --------------------------------------------------------------------------- pair finding
@@ -271,6 +320,7 @@ class Check:
     groups: dict[int, str]  # group pk -> GroupId
     strength: int
     result_path: Path | None = None  # default: result.json in ``directory``
+    expected_persons: int = 0  # persons counted when the job was submitted (progress only)
 
     def __post_init__(self) -> None:
         if self.result_path is None:
@@ -282,30 +332,59 @@ class Check:
         return [[(h.person, h.score) for h in row] for row in hits]
 
     def step(self, checkpoint: dict | None) -> tuple[dict, float, bool]:
-        """(checkpoint, progress 0..100, done)."""
+        """(checkpoint, progress 0..100, done). Progress: the snapshot is the first
+        :data:`SNAPSHOT_SHARE` %, the searches up to 99 %, the result file the last 1 %."""
         cp = dict(checkpoint or {})
         pair_file = PairFile(self.directory / "pairs.bin")
-        if not cp.get("snapshot") or not Gallery.saved(self.directory):
-            gallery = snapshot(self.db, self.account_id, self.groups, self.version)
-            gallery.save(self.directory)
-            pair_file.truncate(0)
-            return {"snapshot": True, "next": 0, "pairs_bytes": 0, "n": len(gallery)}, 0.0, False
-        gallery = Gallery.load(self.directory)
+        dim = versions.get(self.version).dim
+        if cp.get("phase") in (None, "snapshot"):
+            if "upto" not in cp:  # the first step: which persons the check covers
+                cp = {"phase": "snapshot", "upto": last_person_pk(self.db, self.account_id,
+                                                                   self.groups),
+                      "after": 0, "parts": 0, "read": 0}
+            part, last, scanned = snapshot_page(
+                self.db, self.account_id, self.groups, self.version, after=int(cp["after"]),
+                upto=int(cp["upto"]), limit=SNAPSHOT_PAGE)
+            if len(part):
+                part.save(self.directory, f"part{int(cp['parts']):05d}")
+                cp["parts"] = int(cp["parts"]) + 1
+            cp.update(after=last, read=int(cp["read"]) + len(part))
+            if scanned < SNAPSHOT_PAGE:  # the last page
+                parts = [Gallery.load(self.directory, f"part{i:05d}")
+                         for i in range(int(cp["parts"]))]
+                # The parts stay until the job's directory goes (a redo of this step after a
+                # crash reads them again).
+                Gallery.concat(parts, dim).save(self.directory)
+                pair_file.truncate(0)
+                cp = {"phase": "search", "next": 0, "pairs_bytes": 0, "n": int(cp["read"])}
+                return cp, SNAPSHOT_SHARE, False
+            expected = max(1, int(self.expected_persons or cp["read"] or 1))
+            return cp, round(SNAPSHOT_SHARE * min(1.0, int(cp["read"]) / expected), 2), False
+        gallery = self._gallery()
         n, nxt = len(gallery), int(cp.get("next", 0))
-        if nxt < n:
-            pair_file.truncate(int(cp.get("pairs_bytes", 0)))
+        pair_file.truncate(int(cp.get("pairs_bytes", 0)))
+        if cp["phase"] == "search" and nxt < n:
             stop = min(nxt + BATCH, n)
             found = find_pairs(self.search, gallery.pks, gallery.vectors,
                                threshold_cosine(self.strength, self.version), nxt, stop)
             length = pair_file.append(dedupe(pairs_array(found)))
             cp.update(next=stop, pairs_bytes=length)
-            # The last percent is the result file.
-            return cp, round(99.0 * stop / n, 2), False
-        pair_file.truncate(int(cp.get("pairs_bytes", 0)))
+            return cp, round(SNAPSHOT_SHARE + (99.0 - SNAPSHOT_SHARE) * stop / n, 2), False
         rows = result_rows(gallery, dedupe(pair_file.read().copy()), self.version)
         write_result(self.result_path, rows)
-        cp.update(pairs=len(rows))
+        cp.update(phase="done", pairs=len(rows))
+        _CACHE.pop(str(self.directory), None)
         return cp, 100.0, True
+
+    def _gallery(self) -> "Gallery":
+        """The saved snapshot, kept in memory between the steps of one process (vectors
+        memory-mapped)."""
+        key = str(self.directory)
+        cached = _CACHE.get(key)
+        if cached is None:
+            _CACHE.clear()  # one job runs at a time per runner
+            cached = _CACHE[key] = Gallery.load(self.directory, mmap=True)
+        return cached
 
     def run(self, checkpoint: dict | None = None,
             on_step: Callable[[dict, float], None] | None = None) -> dict:
