@@ -114,4 +114,5 @@ def test_strengths_map_to_the_calibrated_scores():
     assert sp.threshold_cosine(1, VERSION) < sp.threshold_cosine(2, VERSION)
     assert sp.estimate_minutes(0, 1.0) == 0
     assert sp.estimate_minutes(1, 1e-4) == 1
-    assert sp.estimate_minutes(2_000_000, 0.01) == 334
+    assert sp.estimate_minutes(2_000_000, 0.01) == 343  # 10 ms + snapshot + step overhead
+    assert sp.estimate_minutes(2_000_000, 0.01, share=0.5) == 686

@@ -100,15 +100,16 @@ def _strength(raw) -> int:
 
 def _estimate(ctx: Context, groups: dict[int, str], version: str, persons: int) -> int:
     """Minutes: this check's persons plus what the similar-person jobs queued before it have
-    left, at the per-person search cost measured on these groups now."""
+    left, at the per-person search cost measured on these groups now, on the job runner's
+    share of a core (``OPENIAI_JOBS_SHARE``: it sleeps between steps for the rest)."""
     if persons == 0:
         return 0
-    per_person = sp.measure_search_seconds(ctx.services.index, ctx.account_id, version,
-                                           list(groups))
+    per_person = sp.measure_search_seconds(ctx.services.db, ctx.services.index, ctx.account_id,
+                                           version, groups)
     with ctx.services.db.read() as s:
         ahead = sum(int((j.params or {}).get("persons", 0)) * (100.0 - float(j.progress)) / 100.0
                     for j in jobs.unfinished(s, spj.KIND))
-    return sp.estimate_minutes(persons + int(ahead), per_person)
+    return sp.estimate_minutes(persons + int(ahead), per_person, ctx.services.jobs.share)
 
 
 @action("EstimateCheckSimilarPersonCostTime")

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                   "load_before": os.getloadavg()}
         print(f"gallery: {len(enrolled)} persons, {len(truth)} planted duplicate pairs, "
               f"groups {', '.join(GROUPS)}; load {report['load_before'][0]:.1f}")
-        per_person = sp.measure_search_seconds(services.index, account_id, "3.0", list(groups),
-                                               sample=256)
+        per_person = sp.measure_search_seconds(services.db, services.index, account_id, "3.0",
+                                               groups, sample=256)
         report["search_ms_per_person"] = per_person * 1000
         t0 = time.perf_counter()
         gallery = sp.snapshot(services.db, account_id, groups, "3.0")
@@ -156,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         estimate = dispatch(services, account_id, VERSION, "EstimateCheckSimilarPersonCostTime",
                             {"GroupIds": list(GROUPS)})["EstimatedTimeCost"]
         report["estimated_minutes"] = estimate
+        unthrottled = len(gallery) * (per_person + sp.SNAPSHOT_SECONDS_PER_PERSON
+                                      + sp.STEP_SECONDS / sp.BATCH)
+        report["estimated_seconds_unthrottled"] = unthrottled
         print(f"measured: search {per_person * 1000:.3f} ms/person, snapshot {snap:.2f} s "
               f"({snap / max(1, len(gallery)) * 1e6:.0f} us/person) -> EstimatedTimeCost "
-              f"{estimate} min")
+              f"{estimate} min at the runner's share {services.jobs.share:g} "
+              f"({unthrottled:.1f} s of work unthrottled)")
         for strength in (1, 2):
             # The action and the job runner's steps as the server runs them, in this thread
             # and unthrottled (the server's runner sleeps between steps to keep its share).

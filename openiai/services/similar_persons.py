@@ -74,6 +74,10 @@ BATCH = 256  # persons searched per step (a checkpoint after each)
 SNAPSHOT_SHARE = 5.0  # progress (%) the snapshot steps account for
 _CACHE: dict[str, "Gallery"] = {}  # job directory -> its loaded snapshot
 K_START = 16  # neighbours asked per person; grown x4 while all of them are above threshold
+# ... up to this many (Milvus caps topk at 16,384; a person with more look-alikes above the
+# threshold than this keeps the closest K_MAX from its own search; the others may still
+# find it from theirs).
+K_MAX = 4096
 
 
 def threshold_score(strength: int, version: str) -> float:
@@ -210,9 +214,9 @@ def find_pairs(search: Search, pks: np.ndarray, vectors: np.ndarray, min_cosine:
     created after the snapshot) and its cosine reaches ``min_cosine``. A person whose k
     neighbours are all above the threshold is searched again with 4k, so a person with many
     look-alikes loses none of them. The same pair may come back from both its ends: callers
-    deduplicate (:func:`dedupe`)."""
+    deduplicate (:func:`dedupe`). At most :data:`K_MAX` neighbours a person."""
     known = set(int(p) for p in pks)
-    limit = len(pks)
+    limit = min(len(pks), K_MAX)
     out: list[tuple[int, int, float]] = []
     todo = list(range(start, min(stop, len(pks))))
     kk = min(k, limit)
@@ -399,28 +403,46 @@ class Check:
 
 # --------------------------------------------------------------------------- the estimate
 
-def measure_search_seconds(index, account_id: int, version: str, group_pks: list[int],
-                           sample: int = 32, seed: int = 0) -> float:
-    """Seconds one person's search costs against these groups now: ``sample`` random unit
-    queries (what the index costs does not depend on where a query points) searched as the
-    job searches them, batched, k = :data:`K_START`."""
-    dim = versions.get(version).dim
-    q = normalize(np.random.default_rng(seed).standard_normal((sample, dim)).astype(FEATURE_DTYPE))
-    index.search_persons(account_id, version, q[:1], group_pks, K_START)  # warm
+def measure_search_seconds(db: Database, index, account_id: int, version: str,
+                           groups: dict[int, str], sample: int = 64) -> float:
+    """Seconds the search step costs a person of these groups now, measured the way the job
+    searches: the first ``sample`` persons of the groups (their fused features read as the
+    snapshot reads them) through :func:`find_pairs` at the stronger setting's threshold (the
+    one with more hits to keep), batched. Groups without persons: random unit queries."""
+    gallery = snapshot_page(db, account_id, groups, version, limit=sample)[0]
+    if len(gallery):
+        pks, vectors = gallery.pks, gallery.vectors
+    else:
+        dim = versions.get(version).dim
+        vectors = normalize(np.random.default_rng(0).standard_normal((sample, dim))
+                            .astype(FEATURE_DTYPE))
+        pks = -np.arange(1, sample + 1, dtype=np.int64)
+
+    def search(queries, k):
+        return [[(h.person, h.score) for h in row] for row in
+                index.search_persons(account_id, version, queries, list(groups), k)]
+
+    min_cos = threshold_cosine(min(STRENGTH_FAR), version)
+    find_pairs(search, pks[:1], vectors[:1], min_cos, 0, 1)  # warm
     t0 = time.perf_counter()
-    index.search_persons(account_id, version, q, group_pks, K_START)
-    return (time.perf_counter() - t0) / sample
+    find_pairs(search, pks, vectors, min_cos, 0, len(pks))
+    return (time.perf_counter() - t0) / len(pks)
 
 
 # Reading a person's face vectors from the database and fusing them (the snapshot step),
-# measured on the 4,000-person LFW gallery of `openiai eval similar-persons` (SQLite).
-SNAPSHOT_SECONDS_PER_PERSON = 2e-5
+# measured on the 4,000-person LFW gallery of `openiai eval similar-persons` (SQLite, 45-50
+# us/person on a loaded 2-core machine).
+SNAPSHOT_SECONDS_PER_PERSON = 5e-5
+# What each step costs besides its searches (the checkpoint's transaction, the runner's
+# bookkeeping): (job time - snapshot - searches) / steps on that gallery, about 60 ms.
+STEP_SECONDS = 0.06
 
 
-def estimate_minutes(persons: int, search_seconds: float) -> int:
+def estimate_minutes(persons: int, search_seconds: float, share: float = 1.0) -> int:
     """Whole minutes (rounded up) a check of ``persons`` persons takes at ``search_seconds``
-    per person: 0 for no persons."""
+    per person, on a runner busy ``share`` of the time (it sleeps the rest): 0 for no persons."""
     if persons <= 0:
         return 0
-    seconds = persons * (search_seconds + SNAPSHOT_SECONDS_PER_PERSON)
+    per_person = search_seconds + SNAPSHOT_SECONDS_PER_PERSON + STEP_SECONDS / BATCH
+    seconds = persons * per_person / share
     return max(1, math.ceil(seconds / 60.0))
