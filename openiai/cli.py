@@ -665,6 +665,8 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
         "priority": ("openiai.bench.priority",
                      "GetGroupList p50/p99 idle and under image load, one pool vs separate"),
         "engine": ("openiai.bench.engine", "ms/face of detector and recognizer, float vs int8"),
+        "upgrade": ("openiai.bench.upgrade",
+                    "a group's 2.0 -> 3.0 upgrade job (--faces 10000), searches beside it"),
     }, None),
     "quantize": ("build the int8 SFace recognizer (reproducible; prints its sha256)", {},
                  "openiai.bench.quantize"),

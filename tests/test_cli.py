@@ -309,7 +309,7 @@ def test_version_and_every_subcommand_help_lists_its_options():
         ("calibrate",): ["--out", "--replace-shipped", "--lfw", "--workers"],
         ("bench",): ["bench search", "--n", "bench api", "--clients", "bench startup",
                      "bench attributes", "--faces", "bench priority", "--idle-requests",
-                     "bench engine", "--rounds"],
+                     "bench engine", "--rounds", "bench upgrade", "--share"],
         ("quantize",): ["--out", "--calibration"],
     }
     for args, options in expected.items():

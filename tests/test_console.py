@@ -322,3 +322,39 @@ def test_console_commands_are_listed():
         out = subprocess.run([*OPENIAI, *args], cwd=REPO, capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0 and wanted in out.stdout, (args, out.stderr)
+
+
+def test_jobs_page_lists_the_accounts_jobs_only(browser, base, console_server, testdata):
+    import time
+
+    from harness import Api
+    from images import b64
+
+    secret = _account(console_server)
+    api = Api(console_server, *secret)
+    api.call("CreateGroup", GroupId="legacy", GroupName="Legacy", FaceModelVersion="2.0")
+    api.call("CreatePerson", GroupId="legacy", PersonId="colin", PersonName="C", Image=b64(COLIN))
+    job = api.call("UpgradeGroupFaceModelVersion", GroupId="legacy",
+                   FaceModelVersion="3.0")["JobId"]
+    for _ in range(300):
+        if api.call("GetUpgradeGroupFaceModelVersionResult", JobId=job)["Status"] != 0:
+            break
+        time.sleep(0.1)
+    context_a, page_a = _sign_in(browser, base, *secret)
+    page_a.click("nav >> text=Jobs")
+    page_a.wait_for_url(f"{base}/jobs")
+    row = page_a.locator("tbody tr")
+    assert row.count() == 1
+    cells = row.first.locator("td").all_inner_texts()
+    assert cells[0] == job and "legacy: FaceModelVersion 2.0 → 3.0" in cells[2]
+    assert cells[3] == "done" and "100.0 %" in cells[4]
+    row.first.locator("a").click()
+    page_a.wait_for_url(f"{base}/jobs/{job}")
+    assert "Group model upgrade" in page_a.locator("main").inner_text()
+
+    context_b, page_b = _sign_in(browser, base, *_account(console_server))
+    assert page_b.goto(f"{base}/jobs/{job}").status == 404  # another account's job
+    page_b.goto(f"{base}/jobs")
+    assert page_b.locator("tbody tr").count() == 0 and "No jobs yet." in page_b.inner_text("main")
+    for c in (context_a, context_b):
+        c.close()

@@ -236,6 +236,8 @@ def test_previous_release_data_serves_after_upgrade(tmp_path, database_url):
     srv.start()  # migrates to head, rebuilds the index from the migrated tables
     try:
         api = Api(srv, *srv.create_key(old.account))
+        # 2.0's dlib vectors are re-extracted by a background job the server queued.
+        assert wait_for_jobs(url) == {"reextract_missing": "done"}
 
         # The rows moved: each vector under its face's own version, the old crop as the crop.
         rows = stored_rows(url, [f.pk for f in old.faces])
@@ -297,6 +299,25 @@ def test_previous_release_data_serves_after_upgrade(tmp_path, database_url):
             assert hit["FaceId"] == f.face_id
     finally:
         srv.stop()
+
+
+def wait_for_jobs(url: str, timeout: float = 120.0) -> dict:
+    """{kind: status} of the database's background jobs once none is queued or running."""
+    import time
+
+    from openiai.store.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            with engine.connect() as conn:
+                rows = dict(conn.execute(sa.text("SELECT kind, status FROM jobs")).all())
+            if not set(rows.values()) & {"queued", "running"} or time.time() > deadline:
+                return rows
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 def test_downgrade_restores_the_previous_schema(tmp_path, database_url):

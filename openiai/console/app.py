@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from ..api.dispatch import dispatch
 from ..core import timing
 from ..core.errors import ApiError, failed, value
+from ..services import jobs
 from ..store import repo
 from ..store.admin_tokens import AdminTokens, digest
 from ..store.schema import Account
@@ -46,6 +47,7 @@ HERE = Path(__file__).parent
 V2020, V2018 = "2020-03-03", "2018-03-01"
 PAGE_SIZE = 50  # persons per page: a group of any size is read one page at a time
 GROUPS_PAGE = 50
+JOBS_PAGE = 50
 SEARCH_MAX_GROUPS = 60  # SearchPersonsReturnsByGroup's GroupIds limit
 MAX_UPLOAD = 8 * 1024 * 1024  # bytes per photo (its base64 still has to fit the API's limits)
 MAX_BODY = 2 * MAX_UPLOAD + 64 * 1024
@@ -583,6 +585,28 @@ class Console:
         return self.render(request, "admin.html", session=session, accounts=accounts,
                            created=created)
 
+    # --- background jobs (services/jobs.py) -------------------------------------------------
+
+    async def jobs_page(self, request: Request, session: Session, form) -> Response:
+        """The account's background jobs, newest first: kind, what, status, progress."""
+        page = _page(request)
+        total, rows = await self.read(jobs.page, session.account_id, None,
+                                      (page - 1) * JOBS_PAGE, JOBS_PAGE)
+        return self.render(request, "jobs.html", session=session, total=total, page=page,
+                           pages=max(1, math.ceil(total / JOBS_PAGE)),
+                           jobs=[_job_view(j) for j in rows])
+
+    async def job_page(self, request: Request, session: Session, form) -> Response:
+        """One job of the account (another account's, or none: 404)."""
+        job = await self.read(jobs.find, session.account_id, request.path_params["job_id"][:96])
+        if job is None:
+            raise Refused(404, "No such job.")
+        view = _job_view(job)
+        failed_file = (job.result or {}).get("failed_file")
+        if failed_file:
+            view["download"] = self.services.links.url(failed_file)
+        return self.render(request, "job.html", session=session, job=view)
+
     async def dashboard_page(self, request: Request, session: Session, form) -> Response:
         view = await anyio.to_thread.run_sync(self.dashboard.view)
         return self.render(request, "dashboard.html", session=session, d=view)
@@ -607,6 +631,8 @@ class Console:
             self.page("/compare", self.compare, methods=post),
             self.page("/detect", self.detect, methods=post),
             self.page("/liveness", self.liveness, methods=post),
+            self.page("/jobs", self.jobs_page),
+            self.page("/jobs/{job_id}", self.job_page),
             self.page("/admin", self.admin, who="admin", methods=post),
             self.page("/dashboard", self.dashboard_page, who="admin"),
             Mount("/static", StaticFiles(directory=HERE / "static")),
@@ -614,6 +640,25 @@ class Console:
         app = Starlette(routes=routes)
         app.state.console = self
         return app
+
+
+JOB_KINDS = {"upgrade_group": "Group model upgrade"}
+
+
+def _job_view(job) -> dict:
+    """What the jobs pages show of a job row."""
+    p = job.params or {}
+    status = job.status
+    if job.kind == "upgrade_group":
+        what = f"{p.get('group_id')}: FaceModelVersion {p.get('from')} → {p.get('to')}"
+        if status == jobs.DONE and (job.result or {}).get("reverted_ms"):
+            status = "reverted"
+    else:
+        what = ", ".join(f"{k}={v}" for k, v in sorted(p.items()))[:200]
+    return {"job_id": job.job_id, "kind": JOB_KINDS.get(job.kind, job.kind), "what": what,
+            "status": status, "progress": round(float(job.progress), 1),
+            "created": job.created_ms, "finished": job.finished_ms, "error": job.error,
+            "result": job.result or {}}
 
 
 def _photo_meta(b64: str) -> tuple[str, int, int]:

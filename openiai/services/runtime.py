@@ -12,7 +12,8 @@ from .index_sync import IndexSync
 from .jobs import JobRunner
 from .links import Links
 from .liveness import LivenessEstimator
-from .reextract import reextract_missing
+from . import upgrade  # noqa: F401  (registers its job kind with the runner)
+from .reextract import queue_if_needed
 
 
 class Services:
@@ -44,10 +45,11 @@ class Services:
         self.index: VectorIndex | None = None
         self.index_sync: IndexSync | None = None
         if with_index:
-            # Before the index loads: faces lacking their own version's vector. One process
-            # does it (the index writer); other workers follow its writes through the log.
+            # Faces lacking their own version's vector: re-extracted by a background job
+            # (services/reextract.py) of the index writer; other workers follow its writes
+            # through the log. Start-up does not wait for it.
             if owner and index_writer:
-                reextract_missing(self.db, self.faces)
+                queue_if_needed(self.db)
             self._start_index(settings, owner, background, index_writer)
 
     def _start_index(self, settings: Settings, owner: bool, background: bool, writer: bool) -> None:
