@@ -46,8 +46,8 @@ def step(job: jobs.JobStep) -> None:
         with job.save(checkpoint, progress):
             pass
         return
-    with job.finish(result={"persons": checkpoint.get("n", 0), "pairs": checkpoint["pairs"]},
-                    checkpoint=checkpoint):
+    with job.finish(result={"persons": checkpoint.get("n", 0), "pairs": checkpoint["pairs"],
+                            "file": result_relpath(job.job_id)}, checkpoint=checkpoint):
         pass
     shutil.rmtree(check.directory, ignore_errors=True)
 
