@@ -652,6 +652,8 @@ TOOLS: dict[str, tuple[str, dict[str, tuple[str, str]], str | None]] = {
                         "CompareFace 3.0: FAR at 40/50/60 on LFW and CelebA-HQ held-out"),
         "celeba-far": ("openiai.bench.celeba_far",
                        "score table FAR on CelebA-HQ held-out identities (--model-version)"),
+        "similar-persons": ("openiai.bench.similar_persons",
+                            "CheckSimilarPerson: planted duplicates in a 4,000-person LFW gallery"),
     }, "openiai.bench.evaluate"),  # `openiai eval --lfw DIR` stays LFW's, as before
     "bench": ("benchmarks (timings on this machine)", {
         "search": ("openiai.bench.search", "vector search latency/recall (e.g. --n 100000)"),

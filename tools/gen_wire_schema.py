@@ -16,19 +16,31 @@ from pathlib import Path
 VERSIONS = ("2020-03-03", "2018-03-01")
 # Actions the current SDK dropped but the product docs still list and older SDKs send (the
 # spec's ``legacy_actions``): served, so clients of those SDKs, or of the common client, get
-# an answer instead of InvalidAction: DetectLiveFace is implemented, the similar-person job
-# actions (CheckSimilarPerson and its companions) answer UnsupportedOperation.
+# an answer instead of InvalidAction: DetectLiveFace and the similar-person job actions
+# (CheckSimilarPerson and its companions) are implemented.
 LEGACY = ("DetectLiveFace", "CheckSimilarPerson", "EstimateCheckSimilarPersonCostTime",
           "GetCheckSimilarPersonJobIdList", "GetSimilarPersonResult")
 
 
+# Legacy actions come from older SDKs' models.py alone: no tccli api.json, so no wire-level
+# ``api_member_type`` and no required flags. Their SDK types map to wire types here: an
+# ``int`` to int64 (the handler checks the range, so a negative value gets the field's own
+# documented error rather than a type error), a list to a list of its ``item_type``.
+_LEGACY_SCALARS = {"integer": "int64", "string": "string", "boolean": "bool", "float": "float"}
+
+
 def wire_type(field: dict) -> str:
-    base = field.get("api_member_type") or field["type"]
+    if field["type"] == "list":
+        item = field.get("api_member_type") or field.get("item_type")
+        if not field.get("item_is_model"):
+            item = _LEGACY_SCALARS.get(item, item) if not field.get("api_member_type") else item
+        return f"list:{item}"
+    base = field.get("api_member_type") or _LEGACY_SCALARS.get(field["type"], field["type"])
     if field["type"] == "boolean":
         base = "bool"
     elif field["type"] == "float":
         base = "float"
-    return f"list:{base}" if field["type"] == "list" else base
+    return base
 
 
 def main() -> None:
@@ -46,9 +58,12 @@ def main() -> None:
                 (n, spec["legacy_actions"][version][n]) for n in LEGACY
                 if n in spec["legacy_actions"].get(version, {})])
         }
+        legacy_models = {name: m for n in LEGACY
+                         for name, m in spec["legacy_actions"].get(version, {}).get(n, {})
+                         .get("models", {}).items() if name not in spec["models"][version]}
         models[version] = {
             name: {f: wire_type(x) for f, x in m["fields"].items()}
-            for name, m in sorted(spec["models"][version].items())
+            for name, m in sorted(list(spec["models"][version].items()) + list(legacy_models.items()))
         }
     out = Path(__file__).resolve().parents[1] / "openiai" / "api" / "wire_schema.py"
     out.write_text(

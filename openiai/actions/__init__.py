@@ -1,5 +1,5 @@
 """One module per API family. Importing this package registers every handler."""
 
 from . import (  # noqa: F401
-    attributes, compare, detect, faces, groups, landmarks, liveness, persons, search, upgrade,
-    verify)
+    attributes, compare, detect, faces, groups, landmarks, liveness, persons, search,
+    similar_persons, upgrade, verify)

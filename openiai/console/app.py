@@ -602,7 +602,7 @@ class Console:
         if job is None:
             raise Refused(404, "No such job.")
         view = _job_view(job)
-        failed_file = (job.result or {}).get("failed_file")
+        failed_file = (job.result or {}).get("failed_file") or (job.result or {}).get("file")
         if failed_file:
             view["download"] = self.services.links.url(failed_file)
         return self.render(request, "job.html", session=session, job=view)
@@ -642,7 +642,7 @@ class Console:
         return app
 
 
-JOB_KINDS = {"upgrade_group": "Group model upgrade"}
+JOB_KINDS = {"upgrade_group": "Group model upgrade", "similar_persons": "Duplicate-person check"}
 
 
 def _job_view(job) -> dict:
@@ -653,6 +653,9 @@ def _job_view(job) -> dict:
         what = f"{p.get('group_id')}: FaceModelVersion {p.get('from')} → {p.get('to')}"
         if status == jobs.DONE and (job.result or {}).get("reverted_ms"):
             status = "reverted"
+    elif job.kind == "similar_persons":
+        what = (f"{', '.join(p.get('group_ids', []))}: UniquePersonControl {p.get('strength')}, "
+                f"{p.get('persons')} persons")[:200]
     else:
         what = ", ".join(f"{k}={v}" for k, v in sorted(p.items()))[:200]
     return {"job_id": job.job_id, "kind": JOB_KINDS.get(job.kind, job.kind), "what": what,
