@@ -377,3 +377,30 @@ def test_a_snapshot_restores_what_was_there(engine, make_engine, tmp_path):
     restarted.apply([world.change("person_remove", persons=[140])])
     assert restarted.counts(A, V)["persons"] == len(world.persons) - 2
     assert make_engine().load(tmp_path / "no-snapshot-here") == 0
+
+
+# ------------------------------------------------------------------ Milvus alone
+def test_milvus_reads_more_rows_than_one_query_returns(monkeypatch):
+    """Regrouping reads every row of a group; past one query's limit it pages with a query
+    iterator (a Milvus server refuses offset paging past 16,384 rows). A limit of 16 here makes
+    group 1's 30 persons and ~60 faces take several pages."""
+    from openiai.index import milvus_engine
+
+    engine = milvus_lite_engine()
+    world = enrolled(engine)
+    monkeypatch.setattr(milvus_engine, "QUERY_LIMIT", 16)
+    iterators = []
+    real = engine.client.query_iterator
+    monkeypatch.setattr(engine.client, "query_iterator",
+                        lambda *a, **kw: iterators.append(kw) or real(*a, **kw))
+    in_one = world.in_groups([1])
+    faces_in_one = sum(len(world.faces_of(p)) for p in in_one)
+    assert engine.group_counts(A, V, [1]) == {"faces": faces_in_one, "persons": len(in_one)}
+    engine.apply([world.change("group_remove", group=1)])
+    assert engine.group_counts(A, V, [1]) == {"faces": 0, "persons": 0}
+    assert iterators, "the rows fit in one query: nothing paged"
+    # Those also in group 2 are still there, with their vectors.
+    both = sorted(world.in_groups([1]) & world.in_groups([2]))
+    rows = engine.search_persons(A, V, np.stack([world.center[p] for p in both]), [2], 1)
+    assert [row[0].person for row in rows] == both
+    assert engine.counts(A, V) == {"faces": len(world.faces), "persons": len(world.persons)}

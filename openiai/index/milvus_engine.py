@@ -216,13 +216,21 @@ class MilvusIndex:
 
     # ---------------------------------------------------------------- row helpers
     def _query(self, name: str, expr: str, fields: list[str]) -> list[dict]:
-        out, offset = [], 0
-        while True:
-            rows = self.client.query(name, filter=expr, output_fields=fields, limit=QUERY_LIMIT, offset=offset)
-            out.extend(rows)
-            if len(rows) < QUERY_LIMIT:
-                return out
-            offset += QUERY_LIMIT
+        """Every row matching `expr`: one query when they fit in one, past that a query
+        iterator (it pages by primary key; a Milvus server refuses offset + limit beyond
+        16,384, its ``maxQueryResultWindow``, so offset paging fails there - Milvus Lite
+        does not check)."""
+        rows = self.client.query(name, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
+        if len(rows) < QUERY_LIMIT:
+            return rows
+        out, it = [], self.client.query_iterator(name, batch_size=QUERY_LIMIT, filter=expr,
+                                                 output_fields=fields)
+        try:
+            while batch := it.next():
+                out.extend(batch)
+        finally:
+            it.close()
+        return out
 
     def _count(self, name: str, expr: str = "") -> int:
         rows = self.client.query(name, filter=expr, output_fields=["count(*)"])
