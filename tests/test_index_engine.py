@@ -28,21 +28,27 @@ DIM = versions.get(V).dim
 ENGINES = {
     "memory-exact": lambda: IndexManager(),
     "memory-ivf": lambda: IndexManager(exact_threshold=50),
-    "milvus-lite": lambda: milvus_lite_engine(),
+    "milvus-lite": lambda: milvus_lite_engine(),  # its default group filter: fetch, then keep
 }
+# Milvus filtering by itself (array_contains_any; a server's default): the group filter tests.
+MILVUS_FILTER = "milvus-lite-filter=milvus"
+WITH_MILVUS_FILTER = pytest.mark.parametrize("make_engine", [*sorted(ENGINES), MILVUS_FILTER],
+                                             indirect=True)
 
 
-def milvus_lite_engine() -> VectorIndex:
+def milvus_lite_engine(options: str = "") -> VectorIndex:
     """A Milvus engine on this session's Milvus Lite file, under a fresh name prefix (so an
     engine made "again" in a test starts empty); skipped, with the reason printed, where Milvus
     Lite cannot start."""
     from milvus_lite_support import lite_engine
 
-    return lite_engine()
+    return lite_engine(options)
 
 
 @pytest.fixture(params=sorted(ENGINES))
 def make_engine(request):
+    if request.param == MILVUS_FILTER:
+        return lambda: milvus_lite_engine("filter=milvus")
     return ENGINES[request.param]
 
 
@@ -194,6 +200,7 @@ def test_an_unknown_change_kind_is_refused(engine):
 
 # ------------------------------------------------------------------ group filters
 @pytest.mark.parametrize("groups", [[1], [2], [3], [1, 3], [1, 2, 3]])
+@WITH_MILVUS_FILTER
 def test_searches_see_only_the_persons_of_the_groups(engine, groups):
     world = enrolled(engine)
     wanted = world.in_groups(groups)
@@ -208,6 +215,7 @@ def test_searches_see_only_the_persons_of_the_groups(engine, groups):
         assert top(engine.search_persons(A, V, world.center[p], groups, 1))[0].person == p
 
 
+@WITH_MILVUS_FILTER
 def test_no_groups_unknown_groups_and_k_zero_find_nothing(engine):
     world = enrolled(engine)
     probes = np.stack([world.center[100], world.center[150]])
@@ -219,6 +227,7 @@ def test_no_groups_unknown_groups_and_k_zero_find_nothing(engine):
     assert engine.search_persons(A, V, probes, [1], 0) == [[], []]
 
 
+@WITH_MILVUS_FILTER
 def test_a_person_in_several_groups_comes_once(engine):
     world = enrolled(engine)
     both = 125  # in groups 1 and 2
@@ -239,6 +248,7 @@ def test_unique_persons_keeps_each_persons_best_face(engine):
     assert rows[0][0].face == best
 
 
+@WITH_MILVUS_FILTER
 def test_by_group_answers_each_group_on_its_own(engine):
     world = enrolled(engine)
     probes = np.stack([world.center[125], world.center[155]])
@@ -255,6 +265,7 @@ def test_by_group_answers_each_group_on_its_own(engine):
 
 
 # ------------------------------------------------------------------ counts
+@WITH_MILVUS_FILTER
 def test_counts_follow_writes(engine):
     world = enrolled(engine)
     assert engine.counts(A, V) == {"faces": len(world.faces), "persons": len(world.persons)}
@@ -288,6 +299,7 @@ def test_collections_are_apart(engine):
 
 
 # ------------------------------------------------------------------ removals
+@WITH_MILVUS_FILTER
 def test_removed_things_are_never_returned(engine):
     world = enrolled(engine)
     gone_face = 110_001  # person 110 keeps its faces 110_000 and 110_002
@@ -404,3 +416,31 @@ def test_milvus_reads_more_rows_than_one_query_returns(monkeypatch):
     rows = engine.search_persons(A, V, np.stack([world.center[p] for p in both]), [2], 1)
     assert [row[0].person for row in rows] == both
     assert engine.counts(A, V) == {"faces": len(world.faces), "persons": len(world.persons)}
+
+
+def test_milvus_fetch_filter_finds_what_milvus_filters(monkeypatch):
+    """The ``fetch`` group filter (unfiltered search, rows kept here) answers exactly what
+    Milvus's own filter does, also where it gives up fetching (a small limit here) and lets
+    Milvus filter."""
+    from openiai.index import milvus_engine
+
+    fetch, filtered = milvus_lite_engine(), milvus_lite_engine("filter=milvus")
+    assert (fetch.group_filter, filtered.group_filter) == ("fetch", "milvus")
+    world = enrolled(fetch)
+    enrolled(filtered)
+    probes = np.stack([world.center[p] for p in world.persons])
+
+    def answers(engine, groups):
+        faces = engine.search_faces(A, V, probes, groups, 10, unique_persons=False)
+        persons = engine.search_persons(A, V, probes, groups, 10)
+        rows = faces + persons
+        return ([[(h.face, h.person) for h in row] for row in rows],
+                np.array([[h.score for h in row] for row in rows]))
+
+    for limits in ((8, 4096), (2, 16)):  # the second: group 3 falls back to Milvus's filter
+        monkeypatch.setattr(milvus_engine, "OVERFETCH", limits[0])
+        monkeypatch.setattr(milvus_engine, "OVERFETCH_MAX", limits[1])
+        for groups in ([1], [3], [1, 3], [2, 3]):
+            (got, got_scores), (want, want_scores) = answers(fetch, groups), answers(filtered, groups)
+            assert got == want, (limits, groups)
+            assert np.allclose(got_scores, want_scores, atol=1e-4)
