@@ -9,6 +9,7 @@ apart (random directions in 128 dimensions), so an approximate engine must pass 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -30,6 +31,21 @@ ENGINES = {
     "memory-ivf": lambda: IndexManager(exact_threshold=50),
     "milvus-lite": lambda: milvus_lite_engine(),  # its default group filter: fetch, then keep
 }
+# A Milvus server, where one is given (e.g. the `milvus` PyPI package's embedded server):
+# OPENIAI_TEST_MILVUS_URL=milvus://127.0.0.1:19530. Each engine under a prefix of its own.
+if os.environ.get("OPENIAI_TEST_MILVUS_URL"):
+    ENGINES["milvus-server"] = lambda: milvus_server_engine()
+
+
+def milvus_server_engine() -> VectorIndex:
+    from milvus_lite_support import fresh_prefix
+
+    from openiai.index.milvus_engine import MilvusIndex
+
+    url = os.environ["OPENIAI_TEST_MILVUS_URL"]
+    return MilvusIndex.from_url(f"{url}{'&' if '?' in url else '?'}prefix={fresh_prefix()}")
+
+
 # Milvus filtering by itself (array_contains_any; a server's default): the group filter tests.
 MILVUS_FILTER = "milvus-lite-filter=milvus"
 WITH_MILVUS_FILTER = pytest.mark.parametrize("make_engine", [*sorted(ENGINES), MILVUS_FILTER],

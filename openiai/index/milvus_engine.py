@@ -495,6 +495,25 @@ class MilvusIndex:
         with self._lock:
             self._write_seq(seq)
 
+    def wait_indexed(self, timeout: float = 600.0) -> bool:
+        """Wait until every collection's vector index covers all its rows (a server builds it
+        in the background; searched before that, it answers from the rows not yet indexed:
+        ``openiai bench search`` waits so as to time the index). False on timeout."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        names = [n for n in self.client.list_collections() if n.startswith(f"{self.prefix}_a")]
+        while time.monotonic() < deadline:
+            pending = 0
+            for name in names:
+                info = self.client.describe_index(name, "vec") or {}
+                pending += int(info.get("pending_index_rows", 0) or 0)
+                pending += int(info.get("total_rows", 0) or 0) - int(info.get("indexed_rows", 0) or 0)
+            if pending <= 0:
+                return True
+            time.sleep(0.5)
+        return False
+
     # ---------------------------------------------------------------- reads
     def collections(self) -> list[tuple[Any, str]]:
         found = (self._parse(n) for n in self.client.list_collections())
