@@ -9,6 +9,12 @@
 
 Both run on SQLite and PostgreSQL where storage can change the answer. ``-m inproc`` selects
 the in-process tier, ``-m "not inproc"`` the rest; ``make test`` runs everything.
+
+Storage combinations (issue 14): ``sqlite`` and ``postgres`` (each with the in-process FAISS
+index) everywhere, and ``postgres+milvus`` (PostgreSQL with Milvus Lite as the vector engine,
+``OPENIAI_VECTOR_URL=milvus-lite:...``) on the tests marked :func:`backends`: those whose
+answer the index and the database decide (search, isolation, SIGKILL). ``-m backends`` selects
+them, ``-m milvus`` their Milvus runs, ``-m "not milvus"`` leaves those out.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import itertools
 import os
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from typing import TYPE_CHECKING
 
@@ -61,6 +68,67 @@ def _postgres_database():
     return (f"postgresql+psycopg2://{base.split('://', 1)[1]}/{name}", drop), None
 
 
+def _postgres_or_skip():
+    """(url, drop) of a throw-away PostgreSQL database, or a skip with the reason printed."""
+    created, reason = _postgres_database()
+    if created is None:
+        print(f"\nSKIP PostgreSQL: {reason}")
+        pytest.skip(reason)
+    return created
+
+
+# Every storage combination; the fixtures below take any of them as their (indirect) param.
+STORAGES = ("sqlite", "postgres", "postgres+milvus")
+MILVUS = "postgres+milvus"
+
+
+def backends(fixture: str):
+    """Decorator: the test runs on every storage combination (:data:`STORAGES`) through
+    ``fixture`` (``inproc``, ``server`` - also behind ``api`` - or ``storage``), where the
+    fixture's own params are SQLite and PostgreSQL with FAISS only. Marked ``backends``."""
+    def wrap(test):
+        return pytest.mark.backends(pytest.mark.parametrize(fixture, STORAGES, indirect=True)(test))
+    return wrap
+
+
+class Storage(NamedTuple):
+    """One storage combination for a test's own server: the database URL (None: SQLite in the
+    data dir) and the vector engine URL (None: in-process FAISS)."""
+    name: str
+    database_url: str | None
+    vector_url: str | None
+
+    def env(self) -> dict:
+        """The server's extra environment: its vector engine, FAISS unless named."""
+        return {"OPENIAI_VECTOR_URL": self.vector_url or ""}
+
+
+def _milvus_file(directory: Path) -> str:
+    """A Milvus Lite file of a server's own (one Milvus Lite process per file; the test
+    process holds the session's): the URL, or a skip with the reason printed."""
+    from milvus_lite_support import lite_url
+
+    lite_url()  # skips, with the reason printed, where Milvus Lite cannot start
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"milvus-lite:{directory / 'milvus.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request, tmp_path):
+    """A :class:`Storage` for a test that runs its own server: SQLite or a throw-away
+    PostgreSQL database, and with ``postgres+milvus`` (see :func:`backends`) a Milvus Lite file."""
+    name = request.param
+    if name == "sqlite":
+        yield Storage(name, None, None)
+        return
+    url, drop = _postgres_or_skip()
+    try:
+        vector = _milvus_file(tmp_path / "milvus") if name == MILVUS else None
+        yield Storage(name, url, vector)
+    finally:
+        drop()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request):
     """None (SQLite in the test's data dir) or the URL of a throw-away PostgreSQL database,
@@ -68,11 +136,7 @@ def database_url(request):
     if request.param == "sqlite":
         yield None
         return
-    created, reason = _postgres_database()
-    if created is None:
-        print(f"\nSKIP PostgreSQL: {reason}")
-        pytest.skip(reason)
-    url, drop = created
+    url, drop = _postgres_or_skip()
     yield url
     drop()
 
@@ -82,13 +146,17 @@ def server(request, tmp_path_factory):
     """A running server per storage backend, shared by the session's tests."""
     drop = None
     url = None
-    if request.param == "postgres":
-        created, reason = _postgres_database()
-        if created is None:
-            print(f"\nSKIP PostgreSQL: {reason}")
-            pytest.skip(reason)
-        url, drop = created
-    srv = Server(tmp_path_factory.mktemp(f"srv-{request.param}"), database_url=url)
+    env = {"OPENIAI_VECTOR_URL": ""}
+    if request.param != "sqlite":
+        url, drop = _postgres_or_skip()
+    data_dir = tmp_path_factory.mktemp(f"srv-{request.param.replace('+', '-')}")
+    if request.param == MILVUS:
+        try:
+            env["OPENIAI_VECTOR_URL"] = _milvus_file(data_dir / "milvus")
+        except BaseException:
+            drop()
+            raise
+    srv = Server(data_dir, database_url=url, extra_env=env)
     srv.start()
     yield srv
     srv.stop()
@@ -134,8 +202,16 @@ def inproc_services(tmp_path_factory):
         if backend in unavailable:
             pytest.skip(unavailable[backend])
         if backend not in built:
-            url = None
-            if backend == "postgres":
+            url = vector = None
+            if backend == MILVUS:
+                from milvus_lite_support import fresh_prefix, lite_url
+
+                try:  # the session's Milvus Lite (in this process), under a prefix of its own
+                    vector = f"{lite_url()}?prefix={fresh_prefix()}"
+                except pytest.skip.Exception as exc:
+                    unavailable[backend] = str(exc)
+                    raise
+            if backend != "sqlite":
                 created, reason = _postgres_database()
                 if created is None:
                     print(f"\nSKIP PostgreSQL: {reason}")
@@ -144,8 +220,10 @@ def inproc_services(tmp_path_factory):
                 url, drop = created
                 drops.append(drop)
             # The server's settings: from the environment, with its own data dir and database.
-            settings = Settings.from_env(data_dir=tmp_path_factory.mktemp(f"inproc-{backend}"))
+            settings = Settings.from_env(
+                data_dir=tmp_path_factory.mktemp(f"inproc-{backend.replace('+', '-')}"))
             settings.database_url = url
+            settings.vector_url = vector
             built[backend] = Services(settings)
         return built[backend]
 
@@ -181,6 +259,10 @@ INPROC_FIXTURES = {"inproc", "engine_inproc"}
 def pytest_configure(config):
     config.addinivalue_line("markers", "inproc: calls actions in-process (tests/inproc.py); "
                                        "set from the fixtures a test uses")
+    config.addinivalue_line("markers", "backends: runs on every storage combination, "
+                                       "PostgreSQL + Milvus Lite included (conftest.backends)")
+    config.addinivalue_line("markers", "milvus: the PostgreSQL + Milvus Lite run of a "
+                                       "``backends`` test; set from its params")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -192,6 +274,8 @@ def pytest_collection_modifyitems(config, items):
         if INPROC_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker("inproc")
         params = getattr(getattr(item, "callspec", None), "params", {})
+        if MILVUS in params.values():
+            item.add_marker("milvus")
         if params.get("server") == "postgres" and str(params.get("run_id", "")).startswith("tccli"):
             drop.append(item)
         else:

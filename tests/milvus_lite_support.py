@@ -38,7 +38,9 @@ def fresh_prefix() -> str:
     return f"t{os.getpid()}n{next(_prefixes)}"
 
 
-def lite_engine():
+def lite_engine(options: str = ""):
+    """A Milvus engine on the session's Milvus Lite under a fresh prefix; `options` are more
+    URL parameters (``filter=milvus``)."""
     from openiai.index.milvus_engine import MilvusIndex
 
-    return MilvusIndex.from_url(f"{lite_url()}?prefix={fresh_prefix()}")
+    return MilvusIndex.from_url(f"{lite_url()}?prefix={fresh_prefix()}" + (f"&{options}" if options else ""))

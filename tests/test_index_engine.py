@@ -9,6 +9,7 @@ apart (random directions in 128 dimensions), so an approximate engine must pass 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -28,21 +29,42 @@ DIM = versions.get(V).dim
 ENGINES = {
     "memory-exact": lambda: IndexManager(),
     "memory-ivf": lambda: IndexManager(exact_threshold=50),
-    "milvus-lite": lambda: milvus_lite_engine(),
+    "milvus-lite": lambda: milvus_lite_engine(),  # its default group filter: fetch, then keep
 }
+# A Milvus server, where one is given (e.g. the `milvus` PyPI package's embedded server):
+# OPENIAI_TEST_MILVUS_URL=milvus://127.0.0.1:19530. Each engine under a prefix of its own.
+if os.environ.get("OPENIAI_TEST_MILVUS_URL"):
+    ENGINES["milvus-server"] = lambda: milvus_server_engine()
 
 
-def milvus_lite_engine() -> VectorIndex:
+def milvus_server_engine() -> VectorIndex:
+    from milvus_lite_support import fresh_prefix
+
+    from openiai.index.milvus_engine import MilvusIndex
+
+    url = os.environ["OPENIAI_TEST_MILVUS_URL"]
+    return MilvusIndex.from_url(f"{url}{'&' if '?' in url else '?'}prefix={fresh_prefix()}")
+
+
+# Milvus filtering by itself (array_contains_any; a server's default): the group filter tests.
+MILVUS_FILTER = "milvus-lite-filter=milvus"
+WITH_MILVUS_FILTER = pytest.mark.parametrize("make_engine", [*sorted(ENGINES), MILVUS_FILTER],
+                                             indirect=True)
+
+
+def milvus_lite_engine(options: str = "") -> VectorIndex:
     """A Milvus engine on this session's Milvus Lite file, under a fresh name prefix (so an
     engine made "again" in a test starts empty); skipped, with the reason printed, where Milvus
     Lite cannot start."""
     from milvus_lite_support import lite_engine
 
-    return lite_engine()
+    return lite_engine(options)
 
 
 @pytest.fixture(params=sorted(ENGINES))
 def make_engine(request):
+    if request.param == MILVUS_FILTER:
+        return lambda: milvus_lite_engine("filter=milvus")
     return ENGINES[request.param]
 
 
@@ -194,6 +216,7 @@ def test_an_unknown_change_kind_is_refused(engine):
 
 # ------------------------------------------------------------------ group filters
 @pytest.mark.parametrize("groups", [[1], [2], [3], [1, 3], [1, 2, 3]])
+@WITH_MILVUS_FILTER
 def test_searches_see_only_the_persons_of_the_groups(engine, groups):
     world = enrolled(engine)
     wanted = world.in_groups(groups)
@@ -208,6 +231,7 @@ def test_searches_see_only_the_persons_of_the_groups(engine, groups):
         assert top(engine.search_persons(A, V, world.center[p], groups, 1))[0].person == p
 
 
+@WITH_MILVUS_FILTER
 def test_no_groups_unknown_groups_and_k_zero_find_nothing(engine):
     world = enrolled(engine)
     probes = np.stack([world.center[100], world.center[150]])
@@ -219,6 +243,7 @@ def test_no_groups_unknown_groups_and_k_zero_find_nothing(engine):
     assert engine.search_persons(A, V, probes, [1], 0) == [[], []]
 
 
+@WITH_MILVUS_FILTER
 def test_a_person_in_several_groups_comes_once(engine):
     world = enrolled(engine)
     both = 125  # in groups 1 and 2
@@ -239,6 +264,7 @@ def test_unique_persons_keeps_each_persons_best_face(engine):
     assert rows[0][0].face == best
 
 
+@WITH_MILVUS_FILTER
 def test_by_group_answers_each_group_on_its_own(engine):
     world = enrolled(engine)
     probes = np.stack([world.center[125], world.center[155]])
@@ -255,6 +281,7 @@ def test_by_group_answers_each_group_on_its_own(engine):
 
 
 # ------------------------------------------------------------------ counts
+@WITH_MILVUS_FILTER
 def test_counts_follow_writes(engine):
     world = enrolled(engine)
     assert engine.counts(A, V) == {"faces": len(world.faces), "persons": len(world.persons)}
@@ -288,6 +315,7 @@ def test_collections_are_apart(engine):
 
 
 # ------------------------------------------------------------------ removals
+@WITH_MILVUS_FILTER
 def test_removed_things_are_never_returned(engine):
     world = enrolled(engine)
     gone_face = 110_001  # person 110 keeps its faces 110_000 and 110_002
@@ -377,3 +405,58 @@ def test_a_snapshot_restores_what_was_there(engine, make_engine, tmp_path):
     restarted.apply([world.change("person_remove", persons=[140])])
     assert restarted.counts(A, V)["persons"] == len(world.persons) - 2
     assert make_engine().load(tmp_path / "no-snapshot-here") == 0
+
+
+# ------------------------------------------------------------------ Milvus alone
+def test_milvus_reads_more_rows_than_one_query_returns(monkeypatch):
+    """Regrouping reads every row of a group; past one query's limit it pages with a query
+    iterator (a Milvus server refuses offset paging past 16,384 rows). A limit of 16 here makes
+    group 1's 30 persons and ~60 faces take several pages."""
+    from openiai.index import milvus_engine
+
+    engine = milvus_lite_engine()
+    world = enrolled(engine)
+    monkeypatch.setattr(milvus_engine, "QUERY_LIMIT", 16)
+    iterators = []
+    real = engine.client.query_iterator
+    monkeypatch.setattr(engine.client, "query_iterator",
+                        lambda *a, **kw: iterators.append(kw) or real(*a, **kw))
+    in_one = world.in_groups([1])
+    faces_in_one = sum(len(world.faces_of(p)) for p in in_one)
+    assert engine.group_counts(A, V, [1]) == {"faces": faces_in_one, "persons": len(in_one)}
+    engine.apply([world.change("group_remove", group=1)])
+    assert engine.group_counts(A, V, [1]) == {"faces": 0, "persons": 0}
+    assert iterators, "the rows fit in one query: nothing paged"
+    # Those also in group 2 are still there, with their vectors.
+    both = sorted(world.in_groups([1]) & world.in_groups([2]))
+    rows = engine.search_persons(A, V, np.stack([world.center[p] for p in both]), [2], 1)
+    assert [row[0].person for row in rows] == both
+    assert engine.counts(A, V) == {"faces": len(world.faces), "persons": len(world.persons)}
+
+
+def test_milvus_fetch_filter_finds_what_milvus_filters(monkeypatch):
+    """The ``fetch`` group filter (unfiltered search, rows kept here) answers exactly what
+    Milvus's own filter does, also where it gives up fetching (a small limit here) and lets
+    Milvus filter."""
+    from openiai.index import milvus_engine
+
+    fetch, filtered = milvus_lite_engine(), milvus_lite_engine("filter=milvus")
+    assert (fetch.group_filter, filtered.group_filter) == ("fetch", "milvus")
+    world = enrolled(fetch)
+    enrolled(filtered)
+    probes = np.stack([world.center[p] for p in world.persons])
+
+    def answers(engine, groups):
+        faces = engine.search_faces(A, V, probes, groups, 10, unique_persons=False)
+        persons = engine.search_persons(A, V, probes, groups, 10)
+        rows = faces + persons
+        return ([[(h.face, h.person) for h in row] for row in rows],
+                np.array([[h.score for h in row] for row in rows]))
+
+    for limits in ((8, 4096), (2, 16)):  # the second: group 3 falls back to Milvus's filter
+        monkeypatch.setattr(milvus_engine, "OVERFETCH", limits[0])
+        monkeypatch.setattr(milvus_engine, "OVERFETCH_MAX", limits[1])
+        for groups in ([1], [3], [1, 3], [2, 3]):
+            (got, got_scores), (want, want_scores) = answers(fetch, groups), answers(filtered, groups)
+            assert got == want, (limits, groups)
+            assert np.allclose(got_scores, want_scores, atol=1e-4)

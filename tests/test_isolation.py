@@ -1,5 +1,6 @@
 """Accounts are walled off from each other: two accounts using the same GroupId and PersonId
-see, change and delete only their own. Runs on SQLite and PostgreSQL (the ``api`` fixture)."""
+see, change and delete only their own. Runs on SQLite and PostgreSQL (the ``api`` fixture); what
+the vector index holds (persons, searches) also on PostgreSQL + Milvus Lite (``backends``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import TESTDATA
+from conftest import TESTDATA, backends
 from harness import Api
 
 LFW = TESTDATA / "lfw" / "images"
@@ -82,6 +83,7 @@ def _person_state(c: Api, person_id: str) -> tuple:
                   for g in groups["PersonGroupInfos"]))
 
 
+@backends("server")
 def test_persons_are_per_account(pair):
     a, b = pair
     for c in (a, b):
@@ -151,3 +153,50 @@ def test_persons_are_per_account(pair):
     counts = a.call("GetPersonListNum", GroupId="shared")
     assert (counts["PersonNum"], counts["FaceNum"]) == (1, 1)
     assert a.call("GetPersonList", GroupId="a-only")["PersonNum"] == 2
+
+
+SEARCHES = ["SearchFaces", "SearchFacesReturnsByGroup", "SearchPersons",
+            "SearchPersonsReturnsByGroup"]
+
+
+def _found(out: dict) -> list[dict]:
+    """Every candidate of the first searched face, over its groups."""
+    res = (out.get("ResultsReturnsByGroup") or out["Results"])[0]
+    groups = res.get("GroupCandidates") or [{"Candidates": res.get("Candidates") or []}]
+    return [c for g in groups for c in g["Candidates"]]
+
+
+@backends("server")
+def test_searches_are_per_account(pair):
+    """Same GroupId and PersonId in two accounts: each search, count and duplicate check sees
+    its own account's vectors only, whichever engine holds them."""
+    a, b = pair
+    for c in (a, b):
+        c.call("CreateGroup", GroupId="g", GroupName="G")
+    a.call("CreatePerson", GroupId="g", PersonId="p", PersonName="Colin", Image=lfw("Colin_Powell", 38))
+    a.call("CreatePerson", GroupId="g", PersonId="t", PersonName="Tony", Image=lfw("Tony_Blair", 6))
+    b.call("CreatePerson", GroupId="g", PersonId="p", PersonName="Gul", Image=lfw("Abdullah_Gul"))
+    colin = lfw("Colin_Powell", 40)
+    for action in SEARCHES:
+        mine = _found(a.call(action, GroupIds=["g"], Image=colin, NeedPersonInfo=1))
+        assert [(x["PersonId"], x["PersonName"]) for x in mine][:1] == [("p", "Colin")], action
+        assert mine[0]["Score"] >= 60
+        theirs = _found(b.call(action, GroupIds=["g"], Image=colin, NeedPersonInfo=1))
+        assert [(x["PersonId"], x["PersonName"]) for x in theirs] == [("p", "Gul")], action
+        assert theirs[0]["Score"] < 60
+    assert b.call("SearchPersons", GroupIds=["g"], Image=colin)["PersonNum"] == 1
+    assert b.call("SearchFaces", GroupIds=["g"], Image=colin)["FaceNum"] == 1
+    # A's Colin is no duplicate in B's group.
+    out = b.call("CreatePerson", GroupId="g", PersonId="c", PersonName="C", Image=colin,
+                 UniquePersonControl=4)
+    assert out["SimilarPersonId"] == "" and out["FaceId"]
+    # B's deletes leave A's vectors alone; A's delete leaves B's.
+    b.call("DeletePerson", PersonId="p")
+    b.call("DeletePerson", PersonId="c")
+    assert b.code("SearchPersons", GroupIds=["g"], Image=colin) == \
+        "InvalidParameterValue.NoFaceInGroups"
+    assert _found(a.call("SearchPersons", GroupIds=["g"], Image=colin))[0]["PersonId"] == "p"
+    b.call("CreatePerson", GroupId="g", PersonId="t", PersonName="Tony B", Image=lfw("Tony_Blair", 6))
+    a.call("DeleteGroup", GroupId="g")
+    theirs = _found(b.call("SearchFaces", GroupIds=["g"], Image=lfw("Tony_Blair", 32), NeedPersonInfo=1))
+    assert [(x["PersonId"], x["PersonName"]) for x in theirs] == [("t", "Tony B")]

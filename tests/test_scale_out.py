@@ -1,16 +1,15 @@
 """Scale-out: real servers on PostgreSQL.
 
-* PostgreSQL + Milvus Lite (``OPENIAI_VECTOR_URL``): search, isolation between accounts, and
-  SIGKILL during enrolment through the SDK, as the FAISS runs of test_search /
-  test_isolation / test_index_crash check them.
+(PostgreSQL + Milvus Lite as the vector engine is the ``postgres+milvus`` run of the search,
+isolation and SIGKILL tests: test_search, test_isolation, test_index_crash; see conftest.backends.)
+
 * Two server processes on one PostgreSQL (each with its own in-process index, kept in step
   through the change log): a person enrolled through one is found through the other within
   1 s, and a SIGKILL of either loses no acknowledged write.
 * ``openiai serve --workers 2``: a SIGKILLed worker is started again and nothing acknowledged
   is lost.
 
-Skipped, with the reason printed, where PostgreSQL is not reachable or Milvus Lite cannot
-start.
+Skipped, with the reason printed, where PostgreSQL is not reachable.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from harness import Api, Server
 from images import LFW, b64
 
-PEOPLE = ["Colin_Powell", "Tony_Blair", "Abdullah_Gul"]
 # conftest's throw-away database, PostgreSQL only (skipped, with the reason printed, without one)
 ONLY_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -84,57 +82,6 @@ class Enroller:
 def assert_all_found(api: Api, acked: dict[str, str], group: str = "g") -> None:
     for pid, name in acked.items():
         assert top_person(api, photo(name), group) == pid, (pid, name)
-
-
-# ------------------------------------------------------------------ PostgreSQL + Milvus Lite
-@ONLY_POSTGRES
-def test_postgres_and_milvus_lite_search_isolation_and_sigkill(database_url, tmp_path):
-    from milvus_lite_support import lite_url
-
-    lite_url()  # skips, with the reason printed, where Milvus Lite cannot start
-    srv = Server(tmp_path / "srv", database_url=database_url,
-                 extra_env={"OPENIAI_VECTOR_URL": f"milvus-lite:{tmp_path / 'milvus.db'}"})
-    srv.start()
-    try:
-        a = Api(srv, *srv.create_key(f"a-{uuid.uuid4().hex[:6]}"))
-        b = Api(srv, *srv.create_key(f"b-{uuid.uuid4().hex[:6]}"))
-        for c in (a, b):
-            c.call("CreateGroup", GroupId="g", GroupName="G")
-        for i, name in enumerate(PEOPLE):
-            a.call("CreatePerson", GroupId="g", PersonId=name.lower(), PersonName=name, Image=photo(name))
-        b.call("CreatePerson", GroupId="g", PersonId="tony", PersonName="Tony", Image=photo("Tony_Blair"))
-        colin = photo("Colin_Powell", 1)
-        # Search, through the four actions.
-        out = a.call("SearchPersons", GroupIds=["g"], Image=colin)
-        assert [x["PersonId"] for x in out["Results"][0]["Candidates"]][0] == "colin_powell"
-        assert out["PersonNum"] == 3
-        assert a.call("SearchFaces", GroupIds=["g"], Image=colin)["Results"][0]["Candidates"][0]["PersonId"] == "colin_powell"
-        by_group = a.call("SearchPersonsReturnsByGroup", GroupIds=["g"], Image=colin)
-        assert by_group["ResultsReturnsByGroup"][0]["GroupCandidates"][0]["Candidates"][0]["PersonId"] == "colin_powell"
-        # Isolation: account b has the same GroupId and only Tony.
-        found = b.call("SearchFaces", GroupIds=["g"], Image=colin)["Results"][0]["Candidates"]
-        assert {x["PersonId"] for x in found} <= {"tony"}
-        assert top_person(b, photo("Tony_Blair", 1)) == "tony"
-        # A deleted person is never returned.
-        a.call("DeletePerson", PersonId="abdullah_gul")
-        for _ in range(2):
-            got = a.call("SearchPersons", GroupIds=["g"], Image=photo("Abdullah_Gul"), MaxPersonNum=5)
-            assert "abdullah_gul" not in {x["PersonId"] for x in got["Results"][0]["Candidates"]}
-        # SIGKILL during enrolment: everything acknowledged is found after the restart.
-        a.call("CreateGroup", GroupId="k", GroupName="K")
-        writer = Enroller(a, identities(6), group="k").start()
-        writer.wait_for(2)
-        srv.kill()
-        writer.thread.join(30)
-        assert len(writer.acked) >= 2
-        srv.start()
-        assert_all_found(a, writer.acked, "k")
-        assert top_person(a, colin) == "colin_powell"
-        assert top_person(a, photo("Abdullah_Gul")) is None
-    finally:
-        srv.kill()
-        if srv._keys is not None:
-            srv._keys.db.dispose()
 
 
 # ------------------------------------------------------------------ two processes, one database

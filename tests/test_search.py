@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import backends
 from images import b64, encode_pixels, lfw, load_bgr
 
 SEARCHES = ["SearchFaces", "SearchFacesReturnsByGroup", "SearchPersons",
@@ -83,6 +84,7 @@ def three_people(client, group: str = "g", **group_kw) -> None:
 
 # --- the four actions -------------------------------------------------------------------------
 
+@backends("server")
 @pytest.mark.parametrize("version", ["2020-03-03", "2018-03-01"])
 def test_search_finds_the_enrolled_person(api, version):
     c = api.variant(version=version)
@@ -116,6 +118,7 @@ def test_search_finds_the_enrolled_person(api, version):
     assert cands(faces)[0]["FaceId"] in colin_face
 
 
+@backends("inproc")
 def test_need_person_info(inproc):
     inproc.call("CreateGroup", GroupId="g1", GroupName="G1", GroupExDescriptions=["Dept", "Desk"])
     inproc.call("CreateGroup", GroupId="g2", GroupName="G2", GroupExDescriptions=["Badge"])
@@ -138,6 +141,7 @@ def test_need_person_info(inproc):
         assert (top["PersonName"], top["Gender"], top["PersonGroupInfos"]) == (None, None, None)
 
 
+@backends("inproc")
 def test_max_person_num(inproc):
     inproc.call("CreateGroup", GroupId="g", GroupName="G")
     people = [("Colin_Powell", 38), ("Tony_Blair", 6), ("Abdullah_Gul", 1),
@@ -157,6 +161,7 @@ def test_max_person_num(inproc):
         assert inproc.code(action, GroupIds=["g"], Image=COLIN, **{key: 0}) == "InvalidParameter"
 
 
+@backends("inproc")
 def test_max_face_num_and_min_face_size(inproc):
     three_people(inproc)
     image = two_faces()
@@ -179,6 +184,7 @@ def test_max_face_num_and_min_face_size(inproc):
             "FailedOperation.FaceSizeTooSmall"
 
 
+@backends("inproc")
 def test_quality_control_is_per_face(inproc):
     three_people(inproc)
     image = two_faces(blur_second=True)
@@ -202,6 +208,7 @@ def test_quality_control_is_per_face(inproc):
         assert out["PersonNum"] == 0 and results(out)[0]["RetCode"] == -1601
 
 
+@backends("inproc")
 def test_face_match_threshold(inproc):
     three_people(inproc)
     for action in SEARCHES:
@@ -228,6 +235,7 @@ def test_face_match_threshold(inproc):
     assert results(out)[0]["RetCode"] == -1604
 
 
+@backends("inproc")
 def test_group_filtering_and_duplicates(inproc):
     for g in ("g1", "g2", "g3"):
         inproc.call("CreateGroup", GroupId=g, GroupName=g.upper())
@@ -257,6 +265,7 @@ def test_group_filtering_and_duplicates(inproc):
         assert "tony3" not in ids(cands(both, group="g2" if action in BY_GROUP else None))
 
 
+@backends("inproc")
 def test_search_errors(inproc):
     three_people(inproc)
     inproc.call("CreateGroup", GroupId="empty", GroupName="Empty")
@@ -310,6 +319,7 @@ def test_search_faces_limit_is_per_model_version():
         assert err.value.code == code
 
 
+@backends("inproc")
 def test_need_rotate_detection(inproc):
     three_people(inproc)
     turned = encode_pixels(np.ascontiguousarray(np.rot90(
@@ -328,6 +338,7 @@ def _person_score(client, groups, person, image=COLIN) -> float | None:
     return next((c["Score"] for c in cands(out) if c["PersonId"] == person), None)
 
 
+@backends("inproc")
 def test_fused_features_follow_writes(inproc):
     inproc.call("CreateGroup", GroupId="g", GroupName="G")
     inproc.call("CreateGroup", GroupId="g2", GroupName="G2")
@@ -368,6 +379,7 @@ def test_fused_features_follow_writes(inproc):
         "InvalidParameterValue.NoFaceInGroups"
 
 
+@backends("inproc")
 def test_stale_index_hits_are_never_returned(inproc):
     """Rows deleted behind the index's back (no change logged) are dropped by the database
     check that every hit goes through."""
@@ -406,6 +418,7 @@ def test_stale_index_hits_are_never_returned(inproc):
 
 # --- CreatePerson UniquePersonControl -----------------------------------------------------------
 
+@backends("inproc")
 def test_unique_person_control(inproc):
     from openiai.vision.scores import score_for_far
 
@@ -443,6 +456,7 @@ def test_unique_person_control(inproc):
     assert inproc.call("GetPersonListNum", GroupId="g")["PersonNum"] == 3  # tony, gerhard, colin-c
 
 
+@backends("inproc")
 def test_unique_person_control_levels_follow_the_score(inproc):
     """Each level flags exactly when the best score reaches its FAR's score."""
     from openiai.vision.scores import score_for_far

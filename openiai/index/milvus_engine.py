@@ -20,10 +20,23 @@ partition key would lift that, but its filter is only as strong as our own group
 A deployment with more than ~30,000 accounts with faces would move to a partition key on
 the account.
 
-The group filter is the ``groups`` array on every row (``array_contains_any``): a face is in a
-group when its person is, so a membership change rewrites that person's face rows (a person
-has at most a handful). Memberships are capped at 4,096 groups per person (Milvus's array
-capacity; IAI allows 100).
+The group filter is the ``groups`` array on every row: a face is in a group when its person
+is, so a membership change rewrites that person's face rows (a person has at most a handful).
+Memberships are capped at 4,096 groups per person (Milvus's array capacity; IAI allows 100).
+Two ways to apply it (``?filter=``):
+
+* ``milvus`` (the default on a server): ``array_contains_any`` in the search expression;
+* ``fetch`` (the default on Milvus Lite, which evaluates array expressions row by row and
+  cannot index an array field: 0.5-1.3 s per search or count at 20,000 rows): an unfiltered
+  search for more rows than wanted (8x, then 64x, up to 4,096), kept when their ``groups``
+  meet the searched ones. With an exact index that is exact: the best k rows of the groups are
+  the first k of them in the unfiltered order. Groups too small a share for that fall back to
+  the ``milvus`` filter.
+
+Group counts (FaceNum / PersonNum of every search) are cached per change-log position: the
+same groups at the same ``last_seq`` are counted once. Rows written since the last flush are
+flushed after a rebuild and every 5,000 rows: Milvus Lite searches growing (unsealed)
+segments about 20x slower than sealed ones (720 against 30 ms at 20,000 rows).
 
 Consistency: collections are created with ``Strong`` consistency (a search sees every write
 acknowledged before it). ``last_seq`` is written after the changes it covers, and every write
@@ -52,6 +65,10 @@ MAX_GROUPS = 4096  # Milvus's largest array capacity
 BATCH = 2000  # rows per insert / upsert call
 QUERY_LIMIT = 16_384  # Milvus's largest limit (topk) per query or search
 META_DIM = 2  # every Milvus collection needs a vector field, the meta one too
+OVERFETCH = 8  # "fetch" group filter: rows fetched per row wanted, times 8 per further round
+OVERFETCH_MAX = 4096  # past this many rows Milvus filters itself
+FLUSH_ROWS = 5000  # rows written to a collection before it is flushed (sealed)
+FILTERS = ("fetch", "milvus")
 UPSERTS = frozenset({"face_upsert", "person_upsert"})
 
 _clients: dict[str, Any] = {}
@@ -63,8 +80,8 @@ class MilvusUnavailable(RuntimeError):
 
 
 def parse_url(url: str) -> dict:
-    """``milvus://host:port[?prefix=&index=&token=]`` or ``milvus-lite:path.db[?...]`` ->
-    {uri, prefix, index, token} for :class:`MilvusIndex`."""
+    """``milvus://host:port[?prefix=&index=&token=&filter=]`` or ``milvus-lite:path.db[?...]``
+    -> {uri, prefix, index, token, group_filter} for :class:`MilvusIndex`."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     if parts.scheme == "milvus":
@@ -72,18 +89,23 @@ def parse_url(url: str) -> dict:
             raise ValueError(f"{url!r}: milvus://host:port expected")
         uri = f"http://{parts.hostname}:{parts.port or 19530}"
         index = query.get("index", "AUTOINDEX")
+        group_filter = query.get("filter", "milvus")
     elif parts.scheme == "milvus-lite":
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
         if not path.endswith(".db"):
             raise ValueError(f"{url!r}: a Milvus Lite file must end in .db")
         uri = path
         index = query.get("index", "FLAT")
+        group_filter = query.get("filter", "fetch")
     else:
         raise ValueError(f"{url!r}: milvus://host:port or milvus-lite:file.db expected")
     prefix = query.get("prefix", "openiai")
     if not prefix.replace("_", "").isalnum() or not prefix[0].isalpha():
         raise ValueError(f"prefix {prefix!r}: letters, digits and _ only, a letter first")
-    return {"uri": uri, "prefix": prefix, "index": index.upper(), "token": query.get("token", "")}
+    if group_filter not in FILTERS:
+        raise ValueError(f"filter {group_filter!r}: one of {', '.join(FILTERS)}")
+    return {"uri": uri, "prefix": prefix, "index": index.upper(), "token": query.get("token", ""),
+            "group_filter": group_filter}
 
 
 def client_for(uri: str, token: str = ""):
@@ -115,15 +137,18 @@ class MilvusIndex:
     persistent = True
 
     def __init__(self, uri: str, prefix: str = "openiai", index: str = "AUTOINDEX", token: str = "",
-                 dim: int | None = None) -> None:
+                 dim: int | None = None, group_filter: str = "milvus") -> None:
         from pymilvus import DataType, MilvusClient
 
         self._DataType, self._MilvusClient = DataType, MilvusClient
         self.client = client_for(uri, token)
         self.uri, self.prefix, self.index_type, self._dim = uri, prefix, index, dim
+        self.group_filter = group_filter
         self._meta = f"{prefix}_meta"
         self._lock = threading.RLock()
         self._known: set[str] = set()
+        self._unflushed: dict[str, int] = {}  # collection -> rows written since its last flush
+        self._counts: dict[tuple, tuple[int, dict[str, int]]] = {}  # group_counts at a seq
         self._ensure_meta()
         self._seq = self._read_seq()
 
@@ -132,7 +157,7 @@ class MilvusIndex:
         return cls(**parse_url(url), dim=dim)
 
     def describe(self) -> str:
-        return f"Milvus {self.uri} prefix={self.prefix} index={self.index_type}"
+        return f"Milvus {self.uri} prefix={self.prefix} index={self.index_type} filter={self.group_filter}"
 
     # ---------------------------------------------------------------- names and schemas
     def dim(self, version: str) -> int:
@@ -216,13 +241,21 @@ class MilvusIndex:
 
     # ---------------------------------------------------------------- row helpers
     def _query(self, name: str, expr: str, fields: list[str]) -> list[dict]:
-        out, offset = [], 0
-        while True:
-            rows = self.client.query(name, filter=expr, output_fields=fields, limit=QUERY_LIMIT, offset=offset)
-            out.extend(rows)
-            if len(rows) < QUERY_LIMIT:
-                return out
-            offset += QUERY_LIMIT
+        """Every row matching `expr`: one query when they fit in one, past that a query
+        iterator (it pages by primary key; a Milvus server refuses offset + limit beyond
+        16,384, its ``maxQueryResultWindow``, so offset paging fails there - Milvus Lite
+        does not check)."""
+        rows = self.client.query(name, filter=expr, output_fields=fields, limit=QUERY_LIMIT)
+        if len(rows) < QUERY_LIMIT:
+            return rows
+        out, it = [], self.client.query_iterator(name, batch_size=QUERY_LIMIT, filter=expr,
+                                                 output_fields=fields)
+        try:
+            while batch := it.next():
+                out.extend(batch)
+        finally:
+            it.close()
+        return out
 
     def _count(self, name: str, expr: str = "") -> int:
         rows = self.client.query(name, filter=expr, output_fields=["count(*)"])
@@ -231,6 +264,17 @@ class MilvusIndex:
     def _upsert(self, name: str, rows: list[dict]) -> None:
         for s in range(0, len(rows), BATCH):
             self.client.upsert(name, rows[s:s + BATCH])
+        self._written(name, len(rows))
+
+    def _written(self, name: str, rows: int) -> None:
+        """Flush (seal) a collection every FLUSH_ROWS rows written: see the module docstring."""
+        self._unflushed[name] = self._unflushed.get(name, 0) + rows
+        if self._unflushed[name] >= FLUSH_ROWS:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        self._unflushed.pop(name, None)
+        self.client.flush(name)
 
     def _person_row(self, persons: str, person_pk: int, dim: int) -> dict:
         rows = self.client.query(persons, filter=f"pk == {int(person_pk)}",
@@ -254,7 +298,7 @@ class MilvusIndex:
         groups = sorted(set(change(set(row["groups"]))))
         if groups != row["groups"] or not stored:
             row["groups"] = groups
-            self.client.upsert(persons, [row])
+            self._upsert(persons, [row])
             self._regroup_faces(faces, person_pk, groups)
 
     # ---------------------------------------------------------------- writes (replay.Writes)
@@ -263,10 +307,10 @@ class MilvusIndex:
         dim = self.dim(version)
         row = self._person_row(persons, person_pk, dim)
         if not row.pop("stored"):
-            self.client.upsert(persons, [row])
+            self._upsert(persons, [row])
         vec = normalize(as_vector(vector, dim)).reshape(-1)
-        self.client.upsert(faces, [{"pk": int(face_pk), "person": int(person_pk), "groups": row["groups"],
-                                    "vec": vec.tolist()}])
+        self._upsert(faces, [{"pk": int(face_pk), "person": int(person_pk), "groups": row["groups"],
+                              "vec": vec.tolist()}])
 
     def remove_faces(self, account, version, face_pks: Iterable[int]) -> int:
         names = self._existing(account, version)
@@ -290,7 +334,7 @@ class MilvusIndex:
         old = row["groups"]
         if group_pks is not None:
             row["groups"] = sorted(set(_ints(group_pks)))
-        self.client.upsert(persons, [row])
+        self._upsert(persons, [row])
         if row["groups"] != old:
             self._regroup_faces(faces, person_pk, row["groups"])
 
@@ -332,6 +376,7 @@ class MilvusIndex:
         for kind in ("faces", "persons"):
             name = self._name(account, version, kind)
             self._known.discard(name)
+            self._unflushed.pop(name, None)
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
 
@@ -413,6 +458,7 @@ class MilvusIndex:
                 if name.startswith(f"{self.prefix}_a") and name.rsplit("_", 1)[-1] in ("faces", "persons"):
                     self.client.drop_collection(name)
             self._known.clear()
+            self._unflushed.clear()
             self._write_seq(0)
 
     def bulk_load(self, account, version, *, face_pks, face_person_pks, face_vectors,
@@ -442,10 +488,31 @@ class MilvusIndex:
                 rows.append({"pk": p, "has_vec": i is not None, "groups": groups.get(p, []),
                              "vec": zero if i is None else pv[i].tolist()})
             self.client.insert(persons, rows)
+        for name in (faces, persons):  # sealed: searched ~20x faster than growing segments
+            self._flush(name)
 
     def finish_rebuild(self, seq: int) -> None:
         with self._lock:
             self._write_seq(seq)
+
+    def wait_indexed(self, timeout: float = 600.0) -> bool:
+        """Wait until every collection's vector index covers all its rows (a server builds it
+        in the background; searched before that, it answers from the rows not yet indexed:
+        ``openiai bench search`` waits so as to time the index). False on timeout."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        names = [n for n in self.client.list_collections() if n.startswith(f"{self.prefix}_a")]
+        while time.monotonic() < deadline:
+            pending = 0
+            for name in names:
+                info = self.client.describe_index(name, "vec") or {}
+                pending += int(info.get("pending_index_rows", 0) or 0)
+                pending += int(info.get("total_rows", 0) or 0) - int(info.get("indexed_rows", 0) or 0)
+            if pending <= 0:
+                return True
+            time.sleep(0.5)
+        return False
 
     # ---------------------------------------------------------------- reads
     def collections(self) -> list[tuple[Any, str]]:
@@ -468,10 +535,19 @@ class MilvusIndex:
 
     def group_counts(self, account, version: str, group_pks: Iterable[int]) -> dict[str, int]:
         names = self._existing(account, version)
-        expr = self._group_expr(list(group_pks))
+        gs = tuple(sorted(set(_ints(group_pks))))
+        expr = self._group_expr(gs)
         if names is None or expr is None:
             return {"faces": 0, "persons": 0}
-        return {"faces": self._count(names[0], expr), "persons": self._count(names[1], f"{expr} and has_vec == true")}
+        seq, key = self._seq, (names[0], gs)
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] == seq:
+            return dict(cached[1])
+        counts = {"faces": self._count(names[0], expr), "persons": self._count(names[1], f"{expr} and has_vec == true")}
+        if len(self._counts) > 10_000:
+            self._counts.clear()
+        self._counts[key] = (seq, counts)
+        return dict(counts)
 
     def _queries(self, version: str, queries) -> np.ndarray:
         return normalize(np.asarray(queries, np.float32).reshape(-1, self.dim(version)))
@@ -488,14 +564,44 @@ class MilvusIndex:
             raise
         return [list(row) for row in res]
 
+    def _search_groups(self, name: str, q: np.ndarray, group_pks, k: int, fields: list[str],
+                       base: str = "") -> list[list[dict]] | None:
+        """The best `k` rows per query in `group_pks` (None: every row) that also match
+        `base`; None when the groups can match nothing. Filtered by Milvus or, with the
+        ``fetch`` filter, here (see the module docstring)."""
+        group_pks = None if group_pks is None else _ints(group_pks)
+        expr = self._group_expr(group_pks)
+        if expr is None:
+            return None
+        both = " and ".join(f"({e})" for e in (expr, base) if e)
+        if not expr or self.group_filter == "milvus":
+            return self._search(name, q, both, k, fields)
+        wanted = set(group_pks)
+        out: list[list[dict] | None] = [None] * len(q)
+        todo, limit = list(range(len(q))), min(k * OVERFETCH, OVERFETCH_MAX)
+        while todo:
+            again = []
+            for i, row in zip(todo, self._search(name, q[todo], base, limit, [*fields, "groups"])):
+                kept = [h for h in row if wanted.intersection(h["entity"]["groups"])]
+                if len(kept) >= k or len(row) < limit:  # enough, or every row seen
+                    out[i] = kept[:k]
+                else:
+                    again.append(i)
+            if again and limit >= OVERFETCH_MAX:  # too small a share of the rows: Milvus filters
+                for i, row in zip(again, self._search(name, q[again], both, k, fields)):
+                    out[i] = row
+                again = []
+            todo, limit = again, min(limit * OVERFETCH, OVERFETCH_MAX)
+        return out
+
     def search_faces(self, account, version, queries, group_pks: Iterable[int] | None, k: int,
                      unique_persons: bool = True) -> list[list[Hit]]:
         q = self._queries(version, queries)
         names = self._existing(account, version)
-        expr = self._group_expr(None if group_pks is None else list(group_pks))
-        if names is None or expr is None or k <= 0:
+        found = None if names is None or k <= 0 else self._search_groups(
+            names[0], q, group_pks, k * MAX_FACES_PER_PERSON if unique_persons else k, ["person"])
+        if found is None:
             return [[] for _ in range(len(q))]
-        found = self._search(names[0], q, expr, k * MAX_FACES_PER_PERSON if unique_persons else k, ["person"])
         out = []
         for row in found:
             hits, seen = [], set()
@@ -515,11 +621,10 @@ class MilvusIndex:
                        k: int) -> list[list[Hit]]:
         q = self._queries(version, queries)
         names = self._existing(account, version)
-        expr = self._group_expr(None if group_pks is None else list(group_pks))
-        if names is None or expr is None or k <= 0:
+        found = None if names is None or k <= 0 else self._search_groups(
+            names[1], q, group_pks, k, ["pk"], base="has_vec == true")
+        if found is None:
             return [[] for _ in range(len(q))]
-        expr = f"({expr}) and has_vec == true" if expr else "has_vec == true"
-        found = self._search(names[1], q, expr, k, ["pk"])
         return [[Hit(None, int(h["id"] if "id" in h else h["pk"]), float(h["distance"])) for h in row]
                 for row in found]
 
