@@ -175,6 +175,10 @@ def test_default_file_is_watched_and_reloaded(tmp_path, monkeypatch):
 # ---- over the wire, with the official SDK ----------------------------------------------------
 
 LIMITED = f"limited-{uuid.uuid4().hex[:6]}"
+# Refusal tests must not see a token come back mid-test: on a loaded machine a handful of calls
+# can take over a second, which at 1 request/s refilled the bucket (a red CI run). Their
+# buckets refill once in 100 s; the retry tests keep 1/s because a retry needs the refill.
+SLOW = f"{LIMITED}-slow"
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +187,8 @@ def limited_server(tmp_path_factory):
     limits = data / "limits.json"
     limits.write_text(json.dumps({
         LIMITED: {"GetGroupList": {"rate": 1, "burst": 2}, "*": None},
-        "*": {"GetGroupList": {"rate": 1, "burst": 3}},
+        SLOW: {"GetGroupList": {"rate": 0.01, "burst": 2}, "*": None},
+        "*": {"GetGroupList": {"rate": 0.01, "burst": 3}},
     }))
     srv = Server(data, extra_env={"OPENIAI_RATE_LIMITS": str(limits)})
     srv.start()
@@ -202,7 +207,7 @@ def _rate_limited_count(server, action: str) -> float:
 
 
 def test_request_limit_exceeded_over_the_sdk(limited_server):
-    sid, skey = limited_server.create_key(LIMITED)
+    sid, skey = limited_server.create_key(SLOW)
     api = Api(limited_server, sid, skey)
     before = _rate_limited_count(limited_server, "GetGroupList")
     api.call("GetGroupList")
