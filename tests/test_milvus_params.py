@@ -20,7 +20,8 @@ def test_a_server_defaults_to_an_exact_index_and_strong_searches():
 
 def test_milvus_lite_keeps_flat_and_fetch():
     got = parse_url("milvus-lite:/tmp/x.db")
-    assert (got["uri"], got["index"], got["group_filter"], got["consistency"]) == ("/tmp/x.db", "FLAT", "fetch", "Strong")
+    want = ("/tmp/x.db", "FLAT", "fetch", "Strong")
+    assert (got["uri"], got["index"], got["group_filter"], got["consistency"]) == want
     assert index_params("FLAT") == {}
     assert search_params("FLAT", 50) == {"metric_type": "IP"}
 
