@@ -57,3 +57,15 @@ def stage(name: str):
             stack.pop()
             if stack:
                 stack[-1][1] = now
+
+
+@contextmanager
+def timed(timings: dict[str, float] | None, name: str):
+    """Add the block's wall seconds to ``timings[name]`` (nothing when ``timings`` is None):
+    the per-model split ``openiai bench attributes`` prints, apart from the request stages."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started

@@ -25,12 +25,11 @@ job (:mod:`openiai.actions.attributes`), which also decides what is "not estimat
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.timing import timed
 from ..vision import demographics, masks, mouth, pose
 from ..vision import heads as _heads
 from ..vision import mesh as _mesh
@@ -88,16 +87,6 @@ class FaceAttributes:
         return None if value is None else float(value)
 
 
-@contextmanager
-def _timed(timings: dict[str, float] | None, name: str):
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        if timings is not None:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-
-
 class AttributeEstimator:
     """Composes the models a set of families needs; one instance per pipeline.
 
@@ -108,19 +97,13 @@ class AttributeEstimator:
 
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
-        self._heads: dict[str, dict[str, _heads.LinearHead] | None] = {}
+        self._heads: dict[str, dict[str, _heads.LinearHead]] = {}
 
-    def heads(self, name: str, optional: bool = False) -> dict[str, _heads.LinearHead] | None:
-        """Heads file ``name`` (vision/trained), loaded once. A missing ``optional`` file gives
-        None (the caller falls back to the network alone); a file whose digest differs from its
-        manifest is always refused."""
+    def heads(self, name: str) -> dict[str, _heads.LinearHead]:
+        """Heads file ``name`` (vision/trained), loaded once; a missing file, or one whose
+        digest differs from its manifest, is refused."""
         if name not in self._heads:
-            try:
-                self._heads[name] = _heads.load_heads(name)
-            except _heads.HeadsIntegrityError:
-                if not optional or (_heads.HEADS_DIR / f"{name}.json").exists():
-                    raise
-                self._heads[name] = None
+            self._heads[name] = _heads.load_heads(name)
         return self._heads[name]
 
     def warmup(self) -> None:
@@ -146,7 +129,7 @@ class AttributeEstimator:
             sources.add("appearance")
         p = self.pipeline
         if "appearance" in sources:
-            with _timed(timings, "appearance"):
+            with timed(timings, "appearance"):
                 rows = p.appearance([(pixels, f) for f in faces])
             for o, row in zip(out, rows):
                 o["appearance"] = row
@@ -157,7 +140,7 @@ class AttributeEstimator:
                  lambda m: [m.probabilities(pixels, f) for f in faces]),
                 ("mask", "mask_ssd", lambda m: [m.p_mask(pixels, f) for f in faces])):
             if name in sources:
-                with _timed(timings, name):
+                with timed(timings, name):
                     values = p.infer(name, run)
                 for o, v in zip(out, values):
                     o[key] = v
@@ -176,7 +159,7 @@ class AttributeEstimator:
         if not faces or not need:
             return answers
         raw = self.outputs(pixels, faces, need, timings)
-        with _timed(timings, "heads and rules"):
+        with timed(timings, "heads and rules"):
             for a, o, f in zip(answers, raw, faces):
                 if "appearance" in o:
                     a.appearance = appearance_attributes(self.heads(APPEARANCE), o["appearance"])

@@ -16,7 +16,6 @@ importer all call :meth:`features`) and the one QualityControl check
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ import numpy as np
 from ..core import versions
 from ..core.errors import ApiError, value
 from ..core.settings import Settings
-from ..core.timing import stage
+from ..core.timing import stage, timed
 from ..vision import pose, quality
 from ..vision.canonical import canonical_crop, encode_crop
 from ..vision.image import load_image
@@ -179,11 +178,10 @@ class FacePipeline:
         crop, landmarks = canonical_crop(pixels, face.landmarks)
         return encode_crop(crop), landmarks
 
-    def mesh(self, pixels: np.ndarray, face: Face, iris: bool = True,
-             timings: dict[str, float] | None = None) -> Mesh:
+    def mesh(self, pixels: np.ndarray, face: Face, iris: bool = True) -> Mesh:
         """The 468-point face mesh of one face and, with ``iris``, both eyes' eyelid contours
         and irises (:mod:`openiai.vision.mesh` has the rules that read it)."""
-        return self.meshes(pixels, [face], iris, timings)[0]
+        return self.meshes(pixels, [face], iris)[0]
 
     def meshes(self, pixels: np.ndarray, faces: list[Face], iris: bool = True,
                timings: dict[str, float] | None = None) -> list[Mesh]:
@@ -195,14 +193,12 @@ class FacePipeline:
         mesh_model = self.zoo.get(MESH)  # loading happens outside the slot
         iris_model = self.zoo.get(IRIS) if iris else None
         with self._slots, stage("landmarks"):
-            started = time.perf_counter()
-            points = mesh_model.get_many(pixels, faces)
-            meshed = time.perf_counter()
-            eyes = iris_model.get_many(pixels, points) if iris_model is not None else None
-            if timings is not None:
-                timings["mesh"] = timings.get("mesh", 0.0) + meshed - started
-                if eyes is not None:
-                    timings["iris"] = timings.get("iris", 0.0) + time.perf_counter() - meshed
+            with timed(timings, "mesh"):
+                points = mesh_model.get_many(pixels, faces)
+            eyes = None
+            if iris_model is not None:
+                with timed(timings, "iris"):
+                    eyes = iris_model.get_many(pixels, points)
         if eyes is None:
             return [Mesh(p) for p in points]
         return [Mesh(p, e["left"], e["right"]) for p, e in zip(points, eyes)]

@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select
 from ..core import versions
 from ..core.changes import Change
 from ..core.clock import now_ms
-from ..core.features import from_bytes, normalize
+from ..core.features import from_bytes, fuse_runs
 from ..index.engine import VectorIndex
 from ..store.changes import as_change
 from ..store.db import Database
@@ -191,9 +191,7 @@ class IndexSync:
                    if faces else np.zeros((0, dim), np.float32))
         # Fused person vectors: faces are sorted by person, so each person is one run.
         if len(face_person):
-            starts = np.flatnonzero(np.r_[True, face_person[1:] != face_person[:-1]])
-            person_pks = face_person[starts]
-            fused = normalize(np.add.reduceat(normalize(vectors), starts, axis=0))
+            person_pks, fused = fuse_runs(face_person, vectors)
         else:
             person_pks, fused = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         self.index.bulk_load(

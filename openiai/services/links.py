@@ -24,9 +24,10 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 from pathlib import Path, PurePosixPath
+
+from ..core.files import write_atomic
 
 DEFAULT_TTL_S = 1800  # the docs: FailedFacesUrl "url有效期为半小时"
 
@@ -75,12 +76,7 @@ class Links:
 
     def write(self, relpath: str, data: bytes) -> Path:
         """Write a file atomically (a reader never sees half of it)."""
-        target = self.path(relpath)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-        return target
+        return write_atomic(self.path(relpath), data)
 
     # ---- links
     def token(self, relpath: str, ttl_s: float = DEFAULT_TTL_S, now: float | None = None) -> str:

@@ -122,17 +122,19 @@ def step(job: jobs.JobStep) -> None:
     """One batch; a face whose crop cannot be read fails the job (it says which)."""
     db, pipeline = job.services.db, job.services.faces
     done = int(job.checkpoint.get("done", 0))
+    total = job.checkpoint.get("total")
     with db.read() as s:
         rows = _missing(s, job.batch)
-        left = missing_count(s)
+        if total is None:  # counted once: the count scans every face, a batch takes a few
+            total = done + missing_count(s)
     if not rows:
-        with job.finish({"faces": done}, {"done": done}):
+        with job.finish({"faces": done}, {"done": done, "total": total}):
             return
     try:
         vectors = _extract(pipeline, rows)
     except Exception as exc:
         raise jobs.JobFailed(f"faces {[r.pk for r in rows]}: {type(exc).__name__}: {exc}")
     done += len(rows)
-    with job.save({"done": done}, 100.0 * done / max(1, done + left - len(rows))) as s:
+    with job.save({"done": done, "total": total}, 100.0 * done / max(1, total)) as s:
         _write(s, rows, vectors)
     log.info("re-extracted %d face vectors from stored crops", done)

@@ -46,7 +46,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from ..core import versions
-from ..core.features import FEATURE_DTYPE, from_bytes, normalize
+from ..core.features import FEATURE_DTYPE, from_bytes, fuse_runs, normalize
+from ..core.files import write_atomic
 from ..store.db import Database
 from ..store.schema import Face, FaceFeature, Membership, Person
 from ..vision import scores
@@ -110,7 +111,7 @@ class Gallery:
             tmp = directory / f"{name}.{part}.tmp.npy"
             np.save(tmp, array)
             os.replace(tmp, directory / f"{name}.{part}.npy")
-        _write_atomic(directory / f"{name}.json",
+        write_atomic(directory / f"{name}.json",
                       json.dumps({"person_ids": self.person_ids, "group_ids": self.group_ids}))
 
     @classmethod
@@ -132,7 +133,7 @@ class Gallery:
         return cls(np.concatenate([p.pks for p in parts]),
                    [i for p in parts for i in p.person_ids],
                    [g for p in parts for g in p.group_ids],
-                   np.concatenate([p.vectors for p in parts]).astype(np.float32))
+                   np.concatenate([p.vectors for p in parts]))
 
 
 SNAPSHOT_PAGE = 20_000  # persons read per snapshot step
@@ -193,9 +194,7 @@ def snapshot_page(db: Database, account_id: int, groups: dict[int, str], version
         return Gallery.concat([], dim), hi, len(ids)
     face_person = np.array([r[0] for r in rows], np.int64)
     vectors = from_bytes(b"".join(r[1] for r in rows)).reshape(-1, dim)
-    starts = np.flatnonzero(np.r_[True, face_person[1:] != face_person[:-1]])
-    pks = face_person[starts]
-    fused = normalize(np.add.reduceat(normalize(vectors), starts, axis=0)).astype(np.float32)
+    pks, fused = fuse_runs(face_person, vectors)
     return Gallery(pks, [ids[int(p)] for p in pks],
                    [sorted(in_groups.get(int(p), ())) for p in pks], fused), hi, len(ids)
 
@@ -272,17 +271,7 @@ def result_rows(gallery: Gallery, pairs: np.ndarray, version: str) -> list[dict]
 
 
 def write_result(path: Path, rows: list[dict]) -> None:
-    _write_atomic(path, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
 
 
 # --------------------------------------------------------------------------- one job, resumable
