@@ -130,10 +130,6 @@ class FaceMesh:
             out.append(np.hstack([xy, z]).astype(np.float32))
         return out
 
-    def fit(self, pixels: np.ndarray, cx: float, cy: float, side: float, angle: float) -> np.ndarray:
-        """Mesh for one crop square, mapped back to image coordinates."""
-        return self.fit_many(pixels, [(cx, cy, side, angle)])[0]
-
     def get_many(self, pixels: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
         """:meth:`get` for several faces of one picture: each pass is one batched run."""
         if not faces:

@@ -116,12 +116,6 @@ class IrisLandmarks:
 
         return back(contour), back(iris)
 
-    def eye(self, pixels: np.ndarray, outer: np.ndarray, inner: np.ndarray,
-            mirror: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One eye from its two corners (image coordinates)."""
-        crop, fwd = self.eye_crop(pixels, outer, inner, mirror)
-        return self.to_image(self.run(crop), fwd, mirror)
-
     def get_many(self, pixels: np.ndarray,
                  meshes: list[np.ndarray]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
         """Both eyes of each 468-point mesh of one picture, ``{"left": ..., "right": ...}`` by

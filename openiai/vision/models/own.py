@@ -390,11 +390,3 @@ def install(data_dir: Path, require_tables: bool = True) -> dict[str, type]:
         scores.forget_tables()
         raise
     return {m.recognizer: recognizer_class(m) for m in models}
-
-
-def configured(data_dir: Path, version: str) -> OwnModel | None:
-    """The parsed config of ``version`` in the data directory, if there is one."""
-    for model in load(data_dir):
-        if model.version == version:
-            return model
-    return None
