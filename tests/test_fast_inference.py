@@ -53,6 +53,31 @@ def test_int8_recognizer_agrees_with_float_within_the_measured_bound(faces):
     assert np.array_equal(np.argmax(eq @ ef.T, axis=1), np.arange(len(crops)))
 
 
+def test_int8_recognizer_runs_the_int8_file_as_built(faces):
+    """The session computes what onnxruntime computes on the shipped file itself, whose weights'
+    DequantizeLinear nodes it fuses into int8 convolutions; folding them into fp32 weights (as
+    the zoo's int8bq files are) would give a float network with fake-quantised activations."""
+    import onnx
+    import onnxruntime as ort
+
+    from openiai.vision.onnx_graph import is_static_int8, make_dynamic
+
+    q = ModelZoo(inference="int8").get("sface")
+    model = onnx.load(str(q.path))
+    assert is_static_int8(model)
+    assert not any(n.op_type == "PRelu" for n in model.graph.node)  # rewritten before quantising
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    plain = ort.InferenceSession(make_dynamic(model, {0: "batch"}).SerializeToString(), opts,
+                                 providers=["CPUExecutionProvider"])
+    crops = [q.align(px, face) for px, face in faces]
+    blob = np.ascontiguousarray(np.stack(crops)[:, :, :, ::-1].transpose(0, 3, 1, 2),
+                                dtype=np.float32)
+    raw = plain.run(None, {plain.get_inputs()[0].name: blob})[0]
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    assert np.allclose(q.embed(crops), raw, atol=1e-5)
+
+
 def test_inference_setting_forces_each_path():
     for mode, cls in (("float", SFace), ("int8", SFaceInt8)):
         settings = Settings.from_env({"OPENIAI_INFERENCE": mode})

@@ -10,6 +10,7 @@ int8 embedding of each face (how far apart the two feature sets are), and images
 whole image -> features path, every face of each image, against face_recognition's
 ``face_encodings`` pipeline on the same images (:class:`FaceRecognitionLib`). ``--large``:
 decode + detection of 4000 px photos before and after reduced-size decoding instead.
+Last, the recognizer against this CPU's arithmetic limit (:mod:`openiai.bench.roofline`).
 """
 
 from __future__ import annotations
@@ -220,4 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cosine(float, int8) of the same face: min {c['min']:.4f}, 1st percentile "
               f"{c['p1']:.4f}, median {c['median']:.4f}")
     report_compare(compare(args.images, args.rounds))
+    from . import roofline
+
+    roofline.report(roofline.sface(Settings.from_env().model_dir))
     return 0

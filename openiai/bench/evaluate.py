@@ -193,6 +193,17 @@ ALIASES = (
 )
 
 
+def cached_embeddings(cache: Path, paths: list[Path]) -> np.ndarray:
+    """The embeddings of ``paths`` from an ``embed_files`` cache, which must hold them all."""
+    data = np.load(cache, allow_pickle=False)
+    index = {k: i for i, k in enumerate(data["paths"])}
+    keys = [str(Path(p).resolve()) for p in paths]
+    missing = [k for k in keys if k not in index]
+    if missing:
+        raise SystemExit(f"{cache} lacks {len(missing)} of the {len(keys)} images, e.g. {missing[0]}")
+    return data["emb"][np.array([index[k] for k in keys], dtype=np.int64)]
+
+
 def merge_aliases(paths: list[Path]) -> np.ndarray:
     """Identity ids with each alias pair counted as one person."""
     canon = {b: a for a, b in ALIASES}
@@ -207,12 +218,16 @@ def identities(paths: list[Path]) -> np.ndarray:
     return ids
 
 
-def impostor_blocks(emb: np.ndarray, ids: np.ndarray, block: int = 1024):
-    """Yield the cosines of all cross-identity pairs i < j, block by block (float32)."""
+def impostor_blocks(emb: np.ndarray, ids: np.ndarray, block: int = 1024,
+                    other: np.ndarray | None = None):
+    """Yield the cosines of all cross-identity pairs i < j, block by block (float32); with
+    ``other`` (the same images embedded another way), image i from ``emb`` against image j
+    from ``other``."""
     n = len(emb)
+    other = emb if other is None else other
     for s in range(0, n, block):
         e = min(n, s + block)
-        sims = emb[s:e] @ emb[s:].T  # rows s..e against columns s..n
+        sims = emb[s:e] @ other[s:].T  # rows s..e against columns s..n
         rows = np.arange(s, e)[:, None]
         cols = np.arange(s, n)[None, :]
         mask = (cols > rows) & (ids[s:e, None] != ids[None, s:])
@@ -253,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", default="pairs.txt", help="pairs file inside the LFW folder")
     ap.add_argument("--workers", type=int, default=2, help="images embedded concurrently")
     ap.add_argument("--cache", type=Path, default=None, help=".npz embedding cache (shared with calibrate)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another run's --cache: score this run's images (side A) against that "
+                         "run's (side B), e.g. int8 probes against a float gallery")
     ap.add_argument("--no-impostors", action="store_true", help="skip the all-pairs impostor FAR check")
     ap.add_argument("--model-version", choices=versions.names(), default=versions.DEFAULT,
                     help="FaceModelVersion whose recognizer is evaluated (default %(default)s)")
@@ -276,10 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         paths = pair_images(pairs)
     emb, status, seconds = embed_files(paths, args.workers, args.cache, policy=args.face,
                                        model_version=version.name)
+    # Side B of every pair (and column j of every impostor pair) from another run's cache:
+    # what a gallery enrolled in one arithmetic answers to probes of another.
+    emb_b = emb if args.against is None else cached_embeddings(args.against, paths)
     index = {p: i for i, p in enumerate(paths)}
     ia = np.array([index[p.a] for p in pairs])
     ib = np.array([index[p.b] for p in pairs])
-    cos = np.einsum("ij,ij->i", emb[ia], emb[ib])
+    cos = np.einsum("ij,ij->i", emb[ia], emb_b[ib])
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
 
@@ -289,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     gen, imp = cos[same], cos[~same]
     rows: list[tuple[str, str]] = [
         ("dataset", f"{lfw} ({args.pairs}: {same.sum()} same + {(~same).sum()} different pairs)"),
+        *([("side B of every pair", f"from {args.against}")] if args.against else []),
         ("images embedded", f"{len(paths)} (no face at score {DEFAULT_SCORE_THRESHOLD}: {int((status > 0).sum())}; "
                             f"found at {RETRY_SCORE_THRESHOLD}: {int((status == LOW_THRESHOLD).sum())}; centred fallback: {int((status == CENTRED).sum())})"),
         ("pipeline", f"decode -> YuNet, {args.face} face (MinFaceSize 34) -> FaceModelVersion {version.name}: "
@@ -307,12 +329,12 @@ def main(argv: list[str] | None = None) -> int:
                      f"{100 * (gen >= t).mean():.2f} %; FAR on pairs.txt impostors {100 * (imp >= t).mean():.3f} %"))
     if not args.no_impostors:
         all_idx = np.array([index[p] for p in paths])
-        e, ids = emb[all_idx], merge_aliases([paths[i] for i in all_idx])
+        e, e_b, ids = emb[all_idx], emb_b[all_idx], merge_aliases([paths[i] for i in all_idx])
         table = {version.anchor_scores[f]: f for f in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6) if f in version.anchor_scores}
         thresholds = {s: scores.cosine_for_score(s, version.name) for s in table}
         counts = dict.fromkeys(thresholds, 0)
         total = 0
-        for block in impostor_blocks(e, ids):
+        for block in impostor_blocks(e, ids, other=e_b):
             total += block.size
             for s, t in thresholds.items():
                 counts[s] += int((block >= t).sum())

@@ -117,11 +117,12 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
       ``s <= 1``), two passes, the Relu fused into its convolution and the Add into the other;
     * otherwise: ``y = s * x + (1 - s) * Relu(x)``, three passes.
 
-    Graphs with QuantizeLinear nodes (the int8 builds) are left alone: their PRelu sits inside
-    quantised patterns onnxruntime fuses on its own. The names of the graph's inputs and
+    Statically quantised graphs (:func:`is_static_int8`) are left alone: ``openiai quantize``
+    applies this rewrite before quantising, so their PRelus are already int8 depthwise
+    convolutions and adds. The names of the graph's inputs and
     outputs do not change."""
     g = model.graph
-    if any(n.op_type == "QuantizeLinear" for n in g.node):
+    if is_static_int8(model):
         return model
     slopes = _prelu_slopes(model)
     if not slopes:
@@ -171,11 +172,21 @@ def make_dynamic(model: onnx.ModelProto, dims: dict[int, str]) -> onnx.ModelProt
     return model
 
 
+def is_static_int8(model: onnx.ModelProto) -> bool:
+    """Whether the graph is statically quantised (QuantizeLinear on activations, the
+    ``openiai quantize`` build). Its weights' DequantizeLinear nodes must stay: onnxruntime
+    fuses each DequantizeLinear -> Conv <- DequantizeLinear pattern into an int8 QLinearConv.
+    Folding them into fp32 weights (right for the zoo's int8bq files, whose activations are
+    float) would leave a float network with fake-quantised activations, slower than either."""
+    return any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
 def create_session(model: onnx.ModelProto, dynamic_dims: dict[int, str], threads: int = 1):
     """Fold, make dynamic, and open one (already verified) model with onnxruntime on the CPU."""
     import onnxruntime as ort
 
-    model = fold_dequantization(model)
+    if not is_static_int8(model):
+        model = fold_dequantization(model)
     if REWRITE_PRELU:
         model = rewrite_prelu(model)
     model = make_dynamic(model, dynamic_dims)

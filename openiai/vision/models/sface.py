@@ -149,17 +149,19 @@ class SFaceAppearance:
         self.appearance([np.zeros((self.SIZE, self.SIZE, 3), np.uint8)])
 
 
-# The int8 recognizer: the same network with static int8 quantisation (QDQ, per-channel int8
-# weights, uint8 activations, MinMax ranges from 256 CelebA-HQ train-identity crops), built by
-# `openiai quantize` (openiai.bench.quantize), which reproduces these bytes with the pinned
-# onnxruntime. Its embeddings differ slightly from float ones; see choose_recognizer.
+# The int8 recognizer: the same network (PRelu rewritten) with static int8 quantisation (QDQ,
+# per-channel 7-bit weights, uint8 activations, MinMax ranges from 256 CelebA-HQ train-identity
+# crops), built by `openiai quantize` (openiai.bench.quantize), which reproduces these bytes
+# with the pinned onnxruntime. It is opened unfolded (onnx_graph.is_static_int8), so its
+# convolutions run as int8 kernels. Its embeddings differ slightly from float ones; see
+# choose_recognizer.
 INT8_FILE = ModelFile(
     names=("face_recognition_sface_2021dec_int8static.onnx",),
     bundled=shipped_models,
     source="SFace 2021dec (as sface) statically quantised to int8 by `openiai quantize` "
            "(per-channel, calibrated on CelebA-HQ crops); Apache-2.0",
     sha256={"face_recognition_sface_2021dec_int8static.onnx":
-            "4b5a7834aa2dbd95aeaad200bdef081b1711aeb60bf205c420f48812e06142ab"},
+            "cca22343a89ed7d41bb6e38ac70a84f13e703217d848916b173d73671219dfc5"},
 )
 
 
