@@ -148,7 +148,8 @@ def get_check_similar_person_job_id_list(ctx: Context, req) -> dict:
         raise value("LimitExceed", "Limit must not be negative.")
     offset, limit = limits.page(req.Offset, req.Limit, default_limit=10, max_limit=1000)
     with ctx.services.db.read() as s:
-        total, rows = spj.list_jobs(s, ctx.account_id, now_ms() - KEEP_MS, offset, limit)
+        total, rows = jobs.page(s, ctx.account_id, (spj.KIND,), offset, limit,
+                                 since_ms=now_ms() - KEEP_MS)
         infos = [{"JobId": j.job_id, "StartTime": int(j.created_ms),
                   "JobStatus": {jobs.DONE: 0, jobs.FAILED: 2}.get(j.status, 1)} for j in rows]
     return {"JobIdInfos": infos, "JobIdNum": total}
