@@ -17,19 +17,17 @@ score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection, Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
-from sqlalchemy import select
 
 from ..core import versions
 from ..core.errors import ApiError, failed, invalid, value
 from ..index import Hit
 from ..services.hits import STALE_SLACK, Rows, person_group_infos
 from ..core.timing import stage
-from ..store.schema import Group
 from ..vision.scores import score
-from . import imaging, limits, retcodes
+from . import imaging, retcodes, searched_groups
 from .registry import Context, action
 
 # Documented limits (SearchFaces ... SearchPersonsReturnsByGroup, both API versions).
@@ -62,15 +60,6 @@ SPECS = {
 
 
 # --- parameters ------------------------------------------------------------------------------
-
-def _group_ids(raw: Sequence[str] | None, spec: Spec) -> list[str]:
-    ids = list(dict.fromkeys(raw or []))  # order kept, repeats searched once
-    if not ids:
-        raise ApiError("MissingParameter", "GroupIds must name at least one group.")
-    if len(ids) > spec.max_groups:
-        raise value("GroupIdsExceed", f"GroupIds may name at most {spec.max_groups} groups.")
-    return [limits.group_id(g) for g in ids]
-
 
 def _max_faces(raw: int | None) -> int:
     n = 1 if raw is None else raw
@@ -106,44 +95,6 @@ def _passes(score: float, threshold: float, spec: Spec) -> bool:
 
 
 # --- groups ------------------------------------------------------------------------------------
-
-@dataclass
-class Searched:
-    groups: list[Group]  # in GroupIds order
-    version: str
-    faces: int  # distinct faces in the searched groups (FaceNum)
-    persons: int  # distinct persons in the searched groups (PersonNum)
-
-    @property
-    def pks(self) -> list[int]:
-        return [g.pk for g in self.groups]
-
-
-def _searched(ctx: Context, group_ids: list[str], spec: Spec) -> Searched:
-    with ctx.services.db.read() as s:
-        by_id = {g.group_id: g for g in s.scalars(select(Group).where(
-            Group.account_id == ctx.account_id, Group.group_id.in_(group_ids)))}
-        missing = [gid for gid in group_ids if gid not in by_id]
-        if missing:
-            raise value("GroupIdNotExist", f"Group `{missing[0]}` does not exist.")
-        groups = [by_id[gid] for gid in group_ids]
-        used = {g.face_model_version for g in groups}
-        if len(used) > 1:
-            raise failed("AcrossVersionsError",
-                         "Groups of different FaceModelVersions cannot be searched together: "
-                         + ", ".join(f"`{g.group_id}` {g.face_model_version}" for g in groups))
-        version = used.pop()
-        if spec.persons and not versions.get(version).person_search:
-            raise value("UnsupportedGroupFaceModelVersion",
-                        "Person search is available only for FaceModelVersion 3.0 groups.")
-        pks = [g.pk for g in groups]
-    # The index's cached group filter knows these counts; a COUNT over the tables took 1.6 s
-    # at 1M faces on SQLite.
-    counts = ctx.services.index.group_counts(ctx.account_id, version, pks)
-    faces, persons = counts["faces"], counts["persons"]
-    check_searchable(faces, version)
-    return Searched(groups, version, faces, persons)
-
 
 def check_searchable(faces: int, version: str) -> None:
     """The documented errors for what is in the searched groups: nothing, or too much."""
@@ -229,7 +180,7 @@ class _Candidates:
 
 def _search(ctx: Context, req, name: str) -> dict:
     spec = SPECS[name]
-    group_ids = _group_ids(req.GroupIds, spec)
+    group_ids = searched_groups.group_ids(req.GroupIds, spec.max_groups)
     max_faces = _max_faces(req.MaxFaceNum)
     k = _max_persons(req.MaxPersonNumPerGroup if spec.by_group else req.MaxPersonNum, spec)
     threshold = _threshold(req.FaceMatchThreshold, spec)
@@ -237,8 +188,9 @@ def _search(ctx: Context, req, name: str) -> dict:
     need_info = imaging.flag(req.NeedPersonInfo)
     if not req.Image and not req.Url:
         raise value("ImageEmpty", f"{name} needs a face image: give Image or Url.")
-    searched = _searched(ctx, group_ids, spec)
+    searched = searched_groups.searched(ctx, group_ids, persons=spec.persons)
     version = searched.version
+    check_searchable(searched.faces, version)
     probe = _probe(ctx, req, max_faces=max_faces, quality=quality, version=version)
 
     raw = (_index_search(ctx, spec, version, probe.vectors, searched.pks, k + STALE_SLACK)

@@ -30,17 +30,12 @@ from __future__ import annotations
 import secrets
 import string
 
-from sqlalchemy import func, select
-
 from ..core.clock import now_ms
-from ..core import versions
 from ..core.errors import ApiError, failed, missing, value
 from ..services import jobs
 from ..services import similar_person_jobs as spj
 from ..services import similar_persons as sp
-from ..store.repo import find_group
-from ..store.schema import Membership, Person
-from . import limits
+from . import limits, searched_groups
 from .registry import Context, action
 
 LINK_TTL_S = 300  # "临时下载链接，有效时间为5分钟"
@@ -57,36 +52,12 @@ def _groups(ctx: Context, raw) -> tuple[dict[int, str], str, int]:
     """({group pk: GroupId}, model version, persons in them) of a valid GroupIds list."""
     if not raw:
         raise missing("GroupIds")
-    ids = list(dict.fromkeys(raw))
-    if len(ids) > sp.MAX_GROUPS:
-        raise value("GroupIdsExceed", f"GroupIds may name at most {sp.MAX_GROUPS} groups; "
-                    f"it names {len(ids)}.")
-    for gid in ids:
-        limits.group_id(gid)
-    groups: dict[int, str] = {}
-    found_versions: set[str] = set()
-    with ctx.services.db.read() as s:
-        for gid in ids:
-            group = find_group(s, ctx.account_id, gid)
-            if group is None:
-                raise value("GroupIdNotExist", f"Group `{gid}` does not exist.")
-            known = versions.VERSIONS.get(group.face_model_version)
-            if known is None or not known.person_search:
-                raise value("UnsupportedGroupFaceModelVersion",
-                            f"Group `{gid}` has FaceModelVersion {group.face_model_version}; "
-                            "duplicate-person checks support FaceModelVersion 3.0 groups only.")
-            groups[group.pk] = gid
-            found_versions.add(group.face_model_version)
-        if len(found_versions) > 1:
-            raise failed("AcrossVersionsError", "The groups have different FaceModelVersions; "
-                         "a check does not compare across versions.")
-        persons = s.scalar(select(func.count(func.distinct(Membership.person_pk)))
-                           .join(Person, Person.pk == Membership.person_pk)
-                           .where(Membership.group_pk.in_(list(groups)))) or 0
-    if persons > sp.MAX_PERSONS:
-        raise value("SearchPersonsExceed", f"The groups hold {persons} persons; a check may "
-                    f"cover at most {sp.MAX_PERSONS}.")
-    return groups, found_versions.pop(), int(persons)
+    searched = searched_groups.searched(ctx, searched_groups.group_ids(raw, sp.MAX_GROUPS),
+                                        persons=True, each_version_first=True)
+    if searched.persons > sp.MAX_PERSONS:
+        raise value("SearchPersonsExceed", f"The groups hold {searched.persons} persons; a "
+                    f"check may cover at most {sp.MAX_PERSONS}.")
+    return {g.pk: g.group_id for g in searched.groups}, searched.version, int(searched.persons)
 
 
 def _strength(raw) -> int:
@@ -148,7 +119,8 @@ def get_check_similar_person_job_id_list(ctx: Context, req) -> dict:
         raise value("LimitExceed", "Limit must not be negative.")
     offset, limit = limits.page(req.Offset, req.Limit, default_limit=10, max_limit=1000)
     with ctx.services.db.read() as s:
-        total, rows = spj.list_jobs(s, ctx.account_id, now_ms() - KEEP_MS, offset, limit)
+        total, rows = jobs.page(s, ctx.account_id, (spj.KIND,), offset, limit,
+                                 since_ms=now_ms() - KEEP_MS)
         infos = [{"JobId": j.job_id, "StartTime": int(j.created_ms),
                   "JobStatus": {jobs.DONE: 0, jobs.FAILED: 2}.get(j.status, 1)} for j in rows]
     return {"JobIdInfos": infos, "JobIdNum": total}

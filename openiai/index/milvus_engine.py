@@ -192,6 +192,17 @@ def _in(values) -> str:
     return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
+def _floats(vector) -> list[float]:
+    """A stored vector as the float list an upsert takes."""
+    return np.asarray(vector, np.float32).tolist()
+
+
+def _person(row: dict) -> dict:
+    """A queried person row as the row an upsert takes."""
+    return {"pk": int(row["pk"]), "has_vec": bool(row["has_vec"]), "groups": _ints(row["groups"]),
+            "vec": _floats(row["vec"])}
+
+
 class MilvusIndex:
     """The Milvus :class:`~openiai.index.engine.VectorIndex` (see the module docstring)."""
 
@@ -347,21 +358,25 @@ class MilvusIndex:
         rows = self.client.query(persons, filter=f"pk == {int(person_pk)}",
                                  output_fields=["pk", "has_vec", "groups", "vec"])
         if rows:
-            r = rows[0]
-            return {"pk": int(r["pk"]), "has_vec": bool(r["has_vec"]), "groups": _ints(r["groups"]),
-                    "vec": [float(x) for x in r["vec"]], "stored": True}
+            return {**_person(rows[0]), "stored": True}
         return {"pk": int(person_pk), "has_vec": False, "groups": [], "vec": [0.0] * dim, "stored": False}
 
     def _regroup_faces(self, faces: str, person_pk: int, groups: list[int]) -> None:
         rows = self._query(faces, f"person == {int(person_pk)}", ["pk", "person", "vec"])
         self._upsert(faces, [{"pk": int(r["pk"]), "person": int(r["person"]), "groups": groups,
-                              "vec": [float(x) for x in r["vec"]]} for r in rows])
+                              "vec": _floats(r["vec"])} for r in rows])
 
-    def _set_groups(self, account, version, person_pk: int, change) -> None:
-        """Person `person_pk` (created when missing) gets groups ``change(old groups)``."""
-        faces, persons = self._create(account, version)
+    def _set_groups(self, account, version, person_pk: int, change, create: bool = True) -> None:
+        """Person `person_pk` gets groups ``change(old groups)``; a missing person is created
+        with them, or with ``create=False`` left missing."""
+        names = self._create(account, version) if create else self._existing(account, version)
+        if names is None:
+            return
+        faces, persons = names
         row = self._person_row(persons, person_pk, self.dim(version))
         stored = row.pop("stored")
+        if not (stored or create):
+            return
         groups = sorted(set(change(set(row["groups"]))))
         if groups != row["groups"] or not stored:
             row["groups"] = groups
@@ -421,11 +436,8 @@ class MilvusIndex:
         self._set_groups(account, version, person_pk, lambda old: old | add)
 
     def remove_memberships(self, account, version, person_pk: int, group_pks: Iterable[int]) -> None:
-        names = self._existing(account, version)
-        if names is None or not self.client.query(names[1], filter=f"pk == {int(person_pk)}", output_fields=["pk"]):
-            return
         drop = set(_ints(group_pks))
-        self._set_groups(account, version, person_pk, lambda old: old - drop)
+        self._set_groups(account, version, person_pk, lambda old: old - drop, create=False)
 
     def remove_group(self, account, version, group_pk: int) -> None:
         names = self._existing(account, version)
@@ -436,7 +448,7 @@ class MilvusIndex:
             rows = self._query(name, f"array_contains(groups, {g})", fields)
             for r in rows:
                 r["groups"] = [x for x in _ints(r["groups"]) if x != g]
-                r["vec"] = [float(x) for x in r["vec"]]
+                r["vec"] = _floats(r["vec"])
             self._upsert(name, rows)
 
     def drop(self, account, version) -> None:
@@ -496,8 +508,7 @@ class MilvusIndex:
         faces, persons = self._create(account, version)
         dim = self.dim(version)
         mentioned = sorted({int(ch.payload["person"]) for ch in run})
-        stored = {int(r["pk"]): {"pk": int(r["pk"]), "has_vec": bool(r["has_vec"]), "groups": _ints(r["groups"]),
-                                 "vec": [float(x) for x in r["vec"]]}
+        stored = {int(r["pk"]): _person(r)
                   for r in self._query(persons, f"pk in {_in(mentioned)}", ["pk", "has_vec", "groups", "vec"])}
         rows = {p: dict(stored[p]) if p in stored else {"pk": p, "has_vec": False, "groups": [], "vec": [0.0] * dim} for p in mentioned}
         new_faces: dict[int, tuple[int, list[float]]] = {}
@@ -515,7 +526,7 @@ class MilvusIndex:
         regrouped = [p for p in mentioned if p in stored and stored[p]["groups"] != rows[p]["groups"]]
         if regrouped:
             for r in self._query(faces, f"person in {_in(regrouped)}", ["pk", "person", "vec"]):
-                new_faces.setdefault(int(r["pk"]), (int(r["person"]), [float(x) for x in r["vec"]]))
+                new_faces.setdefault(int(r["pk"]), (int(r["person"]), _floats(r["vec"])))
         self._upsert(faces, [{"pk": f, "person": p, "groups": rows[p]["groups"], "vec": v}
                              for f, (p, v) in new_faces.items()])
 

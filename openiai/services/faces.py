@@ -117,8 +117,13 @@ class FacePipeline:
     def feature(self, pixels: np.ndarray, face: Face, model_version: str) -> np.ndarray:
         return self.features_of([(pixels, face)], model_version)[0]
 
-    def features_of(self, items: list[tuple[np.ndarray, Face]], model_version: str) -> np.ndarray:
-        """Features of faces from one or more images (CompareFace's two), one batched run."""
+    def features_of(self, items: list[tuple[np.ndarray, Face]], model_version: str, *,
+                    upper_face: bool = False) -> np.ndarray:
+        """Features of faces from one or more images (CompareFace's two), one batched run.
+
+        ``upper_face``: of the faces' upper halves, the recognizer's aligned crop with
+        everything from the nose tip down painted out (:mod:`openiai.vision.upper_face`), what
+        CompareMaskFace compares when a face wears a mask."""
         spec = versions.get(model_version)
         recognizer = self.zoo.get(spec.recognizer)  # loading happens outside the slot
         if not items:
@@ -126,6 +131,8 @@ class FacePipeline:
         # Alignment is timed as part of "embed": it only prepares the recognizer's input.
         with stage("embed"):
             crops = [recognizer.align(pixels, face) for pixels, face in items]
+            if upper_face:
+                crops = [occlude_lower(crop) for crop in crops]
             if self.micro_batch_ms > 0:
                 return self._batcher(spec.recognizer, recognizer).embed(crops)
             with self._slots:
@@ -139,20 +146,6 @@ class FacePipeline:
                 batcher = self._batchers[name] = MicroBatcher(
                     recognizer.embed, self._slots, self.micro_batch_ms / 1000.0)
             return batcher
-
-    def upper_face_features(self, items: list[tuple[np.ndarray, Face]],
-                            model_version: str) -> np.ndarray:
-        """(n, dim) unit features of the faces' upper halves: the recognizer's aligned crop with
-        everything from the nose tip down painted out (:mod:`openiai.vision.upper_face`), what
-        CompareMaskFace compares when a face wears a mask."""
-        spec = versions.get(model_version)
-        recognizer = self.zoo.get(spec.recognizer)
-        if not items:
-            return np.zeros((0, spec.dim), np.float32)
-        with stage("embed"):
-            crops = [occlude_lower(recognizer.align(pixels, face)) for pixels, face in items]
-            with self._slots:
-                return np.asarray(recognizer.embed(crops), np.float32)
 
     def appearance(self, items: list[tuple[np.ndarray, Face]]) -> np.ndarray:
         """Appearance vectors (n, 3072) of faces, one batched run of the truncated SFace graph

@@ -143,16 +143,19 @@ def find(s, account_id: int | None, job_id: str, kind: str | None = None) -> Job
 
 
 def page(s, account_id: int | None, kinds: tuple[str, ...] | None, offset: int,
-         limit: int) -> tuple[int, list[Job]]:
-    """(total, one page) of the account's jobs (of these kinds), newest first."""
+         limit: int, since_ms: int | None = None) -> tuple[int, list[Job]]:
+    """(total, one page) of the account's jobs (of these kinds, created since ``since_ms``),
+    newest first."""
     where = [Job.account_id == account_id]
     if kinds:
         where.append(Job.kind.in_(kinds))
+    if since_ms is not None:
+        where.append(Job.created_ms >= since_ms)
     total = s.scalar(select(func.count(Job.pk)).where(*where)) or 0
     rows = list(s.scalars(select(Job).where(*where)
                           .order_by(Job.created_ms.desc(), Job.pk.desc())
                           .offset(offset).limit(limit)))
-    return total, rows
+    return int(total), rows
 
 
 def unfinished(s, kind: str, **params) -> list[Job]:

@@ -42,6 +42,6 @@ def compare_masked(pipeline: FacePipeline, estimator: AttributeEstimator,
     appearance = pipeline.appearance(items)
     p = masks.p_masks(appearance, estimator.heads(masks.HEADS))
     if bool((p >= MASKED).any()):
-        upper = pipeline.upper_face_features(items, model_version)
+        upper = pipeline.features_of(items, model_version, upper_face=True)
         return MaskComparison(float(np.dot(upper[0], upper[1])), tuple(map(float, p)), "mask")
     return MaskComparison(float(np.dot(emb[0], emb[1])), tuple(map(float, p)), "compare")

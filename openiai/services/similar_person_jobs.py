@@ -13,9 +13,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from ..store.schema import Job
 from . import jobs
 from .similar_persons import Check
 
@@ -50,13 +47,3 @@ def step(job: jobs.JobStep) -> None:
                             "file": result_relpath(job.job_id)}, checkpoint=checkpoint):
         pass
     shutil.rmtree(check.directory, ignore_errors=True)
-
-
-def list_jobs(s, account_id: int, since_ms: int, offset: int, limit: int) -> tuple[int, list[Job]]:
-    """(total, one page) of the account's checks created since ``since_ms``, newest first."""
-    where = (Job.account_id == account_id, Job.kind == KIND, Job.created_ms >= since_ms)
-    total = s.scalar(select(func.count(Job.pk)).where(*where)) or 0
-    rows = list(s.scalars(select(Job).where(*where)
-                          .order_by(Job.created_ms.desc(), Job.pk.desc())
-                          .offset(offset).limit(limit)))
-    return int(total), rows

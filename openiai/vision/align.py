@@ -55,7 +55,10 @@ def similarity_matrix(landmarks: np.ndarray, template: np.ndarray = TEMPLATE,
     return m
 
 
-def align(pixels: np.ndarray, face: Face) -> np.ndarray:
-    """The face warped to (112, 112, 3) uint8 BGR, ready for SFace."""
-    m = similarity_matrix(face.landmarks)
-    return cv2.warpAffine(pixels, m, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR)
+def align(pixels: np.ndarray, face: Face, template: np.ndarray = TEMPLATE,
+          template_mean: np.ndarray = TEMPLATE_MEAN,
+          size: tuple[int, int] = (CROP_SIZE, CROP_SIZE)) -> np.ndarray:
+    """The face warped onto the template: (size[1], size[0], 3) uint8 BGR; by default the
+    (112, 112, 3) crop SFace takes."""
+    m = similarity_matrix(face.landmarks, template, template_mean)
+    return cv2.warpAffine(pixels, m, size, flags=cv2.INTER_LINEAR)

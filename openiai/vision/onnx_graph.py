@@ -19,6 +19,8 @@ convolutions, which stay in the blocked layout and take onnxruntime's Relu/Add f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -39,6 +41,19 @@ def _block_dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | None,
     shape = [1] * q.ndim
     shape[axis] = -1
     return (q - zero.reshape(shape)) * scale.reshape(shape)
+
+
+def _read_names(g: onnx.GraphProto, also: Iterable[str] = ()) -> set[str]:
+    """The tensor names some node of ``g`` reads, with ``also``."""
+    return {i for n in g.node for i in n.input} | set(also)
+
+
+def _prune_initializers(g: onnx.GraphProto, used: set[str]) -> set[str]:
+    """Drop the initializers not named in ``used``, in place; returns the names kept."""
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    return {t.name for t in keep}
 
 
 def fold_dequantization(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -63,11 +78,10 @@ def fold_dequantization(model: onnx.ModelProto) -> onnx.ModelProto:
             folded.append(node)
     for node in folded:
         g.node.remove(node)
-    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    keep_inits = [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in consts.items() if k in used]
-    del g.initializer[:]
-    g.initializer.extend(keep_inits)
-    init_names = {t.name for t in keep_inits}
+    used = _read_names(g, (o.name for o in g.output))
+    g.initializer.extend(numpy_helper.from_array(np.ascontiguousarray(consts[n.output[0]]), n.output[0])
+                         for n in folded if n.output[0] in used)
+    init_names = _prune_initializers(g, used)
     # An initializer also listed as a graph input is overridable, so ORT will not constant-fold
     # it; an input nothing reads must still be fed. Keep only real, used, non-constant inputs.
     live_inputs = [i for i in g.input if i.name in used and i.name not in init_names]
@@ -151,10 +165,7 @@ def rewrite_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
     del g.node[:]
     g.node.extend(nodes)
     g.initializer.extend(inits)
-    used = {i for n in g.node for i in n.input} | {i.name for i in g.input}
-    keep = [t for t in g.initializer if t.name in used]  # the PRelu slopes go
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    _prune_initializers(g, _read_names(g, (i.name for i in g.input)))  # the PRelu slopes go
     return model
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -44,12 +45,24 @@ def locate(file: ModelFile, model_dir: Path | None) -> Path:
         f"None of {', '.join(file.names)} found in {', '.join(str(d) for d in searched)}.")
 
 
+# (device, inode, size, mtime, ctime) of a file -> its digest: a file is hashed once per
+# process while it stays the same file (an own recognizer's config check and the zoo's load,
+# or SFace's file under both of its zoo names, would hash it twice). Writing to a file changes
+# its ctime, which nothing can set back.
+_digests: dict[tuple[int, ...], str] = {}
+
+
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        st = os.fstat(f.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        digest = _digests.get(key)
+        if digest is None:
+            h = hashlib.sha256()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+            digest = _digests[key] = h.hexdigest()
+    return digest
 
 
 def verify(path: Path, file: ModelFile) -> None:

@@ -24,10 +24,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ...core import versions
+from ...core.features import normalize
 from ...core.settings import SettingsError
 from .. import align as _align
 from .files import ModelFile, sha256_of
@@ -254,8 +254,8 @@ def check_table(model: OwnModel) -> None:
     if not model.table.is_file():
         raise ValueError(f"no score table {model.table} yet: run `openiai calibrate "
                          f"--model-version {model.version} --folders DIR` (a folder per person)")
-    try:
-        table = json.loads(model.table.read_text(encoding="utf-8"))
+    try:  # read through the scores' cache: the first score needs no second read
+        table = scores.calibration(model.recognizer, "compare")  # the key scores.anchors uses
         scores.anchors(model.version, table)
     except Exception as exc:
         raise ValueError(f"score table {model.table} is not usable ({exc}); run `openiai "
@@ -292,8 +292,7 @@ class OnnxRecognizer:
     def align(self, pixels: np.ndarray, face) -> np.ndarray:
         """The face warped onto the template: (height, width, 3) uint8 BGR."""
         m = self.MODEL
-        matrix = _align.similarity_matrix(face.landmarks, m.template, m.template_mean)
-        return cv2.warpAffine(pixels, matrix, (m.width, m.height), flags=cv2.INTER_LINEAR)
+        return _align.align(pixels, face, m.template, m.template_mean, (m.width, m.height))
 
     def _blob(self, crops: list[np.ndarray]) -> np.ndarray:
         m = self.MODEL
@@ -328,7 +327,7 @@ class OnnxRecognizer:
         if feats.shape[1] != self.DIM:
             raise ValueError(f"{self.NAME}: the network gives {feats.shape[1]} values per face, "
                              f"its config's embedding_size says {self.DIM}")
-        return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+        return normalize(feats)
 
     def warmup(self) -> None:
         m = self.MODEL

@@ -9,7 +9,6 @@ IoU 0.3, like ``cv::dnn::NMSBoxes``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 import onnx
@@ -119,40 +118,6 @@ class YuNet:
             rows = rows[_nms(rows[:, :4], rows[:, 14], NMS_IOU, TOP_K)]
         return rows
 
-    def detect(
-        self,
-        pixels: np.ndarray,
-        min_face_size: int = 34,
-        max_faces: int = 1,
-        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-    ) -> list[Face]:
-        """Faces, largest first; a face counts as `min_face_size` px when its box is that tall.
-
-        YuNet's boxes are about 0.8x as wide as tall, so testing the width as well would drop
-        faces the doc's 34 px default means to keep (see CompreFace 016_8.jpg).
-        """
-        h, w = pixels.shape[:2]
-
-        def resized(size: tuple[int, int]) -> np.ndarray:
-            if size == (w, h):
-                return pixels
-            return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-
-        return self._detect(w, h, resized, min_face_size, max_faces, score_threshold)
-
-    def detect_image(
-        self,
-        image: DecodedImage,
-        min_face_size: int = 34,
-        max_faces: int = 1,
-        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-    ) -> list[Face]:
-        """:meth:`detect` on a decoded image at the same scales, reading its downscaled copies
-        (:meth:`DecodedImage.scaled`: a JPEG's reduced-size decode) rather than resizing the
-        full pixels; faces come back in the full picture's coordinates."""
-        return self._detect(image.width, image.height, image.scaled, min_face_size, max_faces,
-                            score_threshold)
-
     @staticmethod
     def scales(w: int, h: int, min_face_size: int) -> list[float]:
         """The scales YuNet sees a ``w`` x ``h`` picture at (1.0 = its own size)."""
@@ -165,15 +130,39 @@ class YuNet:
             scales.append(DETECT_SIDE / long_side)
         return scales
 
-    def _detect(self, w: int, h: int, resized, min_face_size: int, max_faces: int,
-                score_threshold: float) -> list[Face]:
+    def detect(
+        self,
+        pixels: np.ndarray,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        """Faces, largest first; a face counts as `min_face_size` px when its box is that tall.
+
+        YuNet's boxes are about 0.8x as wide as tall, so testing the width as well would drop
+        faces the doc's 34 px default means to keep (see CompreFace 016_8.jpg).
+        """
+        return self.detect_image(DecodedImage(pixels), min_face_size, max_faces, score_threshold)
+
+    def detect_image(
+        self,
+        image: DecodedImage,
+        min_face_size: int = 34,
+        max_faces: int = 1,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        """:meth:`detect` on a decoded image, reading its downscaled copies
+        (:meth:`DecodedImage.scaled`: a JPEG's reduced-size decode, other pixels resized with
+        ``INTER_AREA``) rather than resizing the full pixels; faces come back in the full
+        picture's coordinates."""
+        w, h = image.width, image.height
         found = []
         for scale in self.scales(w, h, min_face_size):
             if scale < 1.0:
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
             else:
                 size = (w, h)
-            small = resized(size)
+            small = image.scaled(size)
             sx, sy = w / size[0], h / size[1]
             rows = self.run(small, score_threshold)
             if len(rows):
