@@ -46,7 +46,7 @@ template = "arcface112"
 def sface_file() -> Path:
     from openiai.vision.models import ModelZoo
 
-    return ModelZoo().path("sface").with_name("face_recognition_sface_2021dec_int8bq.onnx")
+    return ModelZoo(inference="float").path("sface").with_name("face_recognition_sface_2021dec_int8bq.onnx")
 
 
 def own_data_dir(root: Path, config: str = CONFIG, name: str = "9.0.toml", link: bool = False) -> Path:
@@ -143,10 +143,11 @@ def test_config_installs_a_version_beside_the_built_ins(tmp_path, own_versions_r
     (data / "models" / "9.0.calibration.json").write_text(json.dumps(table), encoding="utf-8")
     own.install(data)
     assert scores.score(0.4, "9.0") == scores.score(0.4, "3.0")
-    # Same network, same template: the own recognizer's crop and vector are SFace's.
-    from images import pipeline
+    # Same network, same template: the own recognizer's crop and vector are float SFace's.
+    from openiai.services.faces import FacePipeline
+    from openiai.vision.models import ModelZoo
 
-    sface_pipe = pipeline()
+    sface_pipe = FacePipeline(ModelZoo(inference="float"))
     rec = classes["own-9.0"](data / "models" / "mine.onnx")
     img = sface_pipe.load(lfw("Aaron_Peirsol", 1), None)
     face = sface_pipe.find_faces(img)[0]
@@ -180,7 +181,8 @@ def test_own_version_over_http(tmp_path):
 
     data = own_data_dir(tmp_path / "data")
     people = lfw_folders(tmp_path / "folders")
-    srv = Server(data)
+    # 9.0 is a copy of the float SFace file: compared below with 3.0 run in float.
+    srv = Server(data, extra_env={"OPENIAI_INFERENCE": "float"})
     out = srv.cli("calibrate", "--model-version", "9.0", "--folders", str(tmp_path / "folders"),
                   "--extrapolate")
     table_path = data / "models" / "9.0.calibration.json"

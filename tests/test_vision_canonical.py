@@ -10,6 +10,7 @@ from images import LFW, pipeline
 from openiai.vision import canonical
 from openiai.vision.align import CROP_SIZE, similarity_matrix
 from openiai.vision.image import decode_bytes
+from openiai.vision.models import ModelZoo
 
 PHOTOS = [LFW / "Colin_Powell" / "Colin_Powell_0038.jpg",
           LFW / "Tony_Blair" / "Tony_Blair_0006.jpg",
@@ -55,8 +56,11 @@ def test_canonical_template_is_the_scaled_sface_template():
     assert np.allclose(t.mean(axis=0) - offset, canonical.SIZE / 2, atol=1e-3)
 
 
+# The recut crop went through JPEG: float features keep cosine > 0.99 with the photo's; int8
+# ones are a little more sensitive to such pixel changes (lowest measured 0.984).
+@pytest.mark.parametrize("inference,bound", [("float", 0.99), ("int8", 0.975)])
 @pytest.mark.parametrize("upscale", [1.0, 4.0])  # 4x: the canvas scales down (pre-shrunk path)
-def test_sface_crop_recut_from_the_stored_crop_matches_the_photo(upscale):
+def test_sface_crop_recut_from_the_stored_crop_matches_the_photo(upscale, inference, bound):
     engine = pipeline()
     direct, recut = [], []
     for path in PHOTOS:
@@ -66,9 +70,9 @@ def test_sface_crop_recut_from_the_stored_crop_matches_the_photo(upscale):
         direct.append(engine.aligned_crop(pixels, face, "3.0"))
         recut.append(realign(stored, landmarks))
         assert np.abs(recut[-1].astype(int) - direct[-1]).mean() < 8
-    sface = engine.zoo.get("sface")
+    sface = ModelZoo(inference=inference).get("sface")
     cosines = np.sum(sface.embed(direct) * sface.embed(recut), axis=1)
-    assert cosines.min() > 0.99, cosines
+    assert cosines.min() > bound, cosines
 
 
 def test_crop_bytes_are_jpeg_and_old_png_crops_still_decode():

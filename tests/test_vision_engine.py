@@ -35,7 +35,8 @@ needs_data = needs_dir(DATA)  # fails, not skips, without the shared images
 
 @pytest.fixture(scope="module")
 def engine() -> FacePipeline:
-    e = FacePipeline.from_settings(Settings.from_env())
+    # The float recognizer: these tests compare it with OpenCV's runs of the same file.
+    e = FacePipeline.from_settings(Settings.from_env(inference="float"))
     e.warmup(("yunet", "sface"))
     return e
 
@@ -61,7 +62,7 @@ def test_sha256_mismatch_is_refused(tmp_path):
 
 def test_model_dir_override_prefers_operator_files(tmp_path):
     (tmp_path / SFACE_INT8BQ).write_bytes(b"tampered")
-    zoo = ModelZoo(tmp_path)
+    zoo = ModelZoo(tmp_path, inference="float")  # the operator's file replaces the float one
     assert zoo.path("sface").parent == tmp_path
     assert zoo.path("yunet").parent != tmp_path  # not in the folder: the bundled file
     with pytest.raises(ModelIntegrityError):
@@ -72,9 +73,9 @@ def test_unknown_model_file_loads_with_a_warning(tmp_path, caplog):
     """An operator-supplied file we hold no digest for (e.g. the fp32 zoo build) is used, with a warning."""
     import onnx
 
-    bundled = ModelZoo().path("sface")
+    bundled = ModelZoo(inference="float").path("sface")
     onnx.save(fold_dequantization(onnx.load(str(bundled))), str(tmp_path / SFACE_FP32))
-    zoo = ModelZoo(tmp_path)
+    zoo = ModelZoo(tmp_path, inference="float")
     assert zoo.path("sface").name == SFACE_FP32
     with caplog.at_level("WARNING", logger="openiai.vision.models.files"):
         sface = zoo.get("sface")
