@@ -31,3 +31,26 @@ def test_cached_embeddings_follow_the_asked_order_and_refuse_a_short_cache(tmp_p
     assert np.array_equal(evaluate.cached_embeddings(cache, paths[::-1]), emb[::-1])
     with pytest.raises(SystemExit, match="lacks 1 of the 2 images"):
         evaluate.cached_embeddings(cache, [paths[0], tmp_path / "d.jpg"])
+
+
+def test_a_cache_is_reused_only_by_the_recognizer_file_that_wrote_it(tmp_path):
+    """float and int8 SFace are one FaceModelVersion but two files: an int8 run must not read
+    a float run's cache as its own (its figures would be float's)."""
+    from openiai.core.settings import Settings
+    from openiai.services.faces import FacePipeline
+
+    lfw = Settings.from_env().testdata_dir / "lfw" / "images"
+    paths = sorted(lfw.glob("Aaron_*/*_0001.jpg"))[:2]
+    cache = tmp_path / "run.npz"
+
+    def run(mode):
+        engine = FacePipeline.from_settings(Settings.from_env(inference=mode))
+        emb, _status, _s = evaluate.embed_files(paths, 1, cache, engine=engine)
+        return emb, str(np.load(cache)["recognizer"])
+
+    float_emb, float_file = run("float")
+    int8_emb, int8_file = run("int8")
+    assert float_file != int8_file and "int8static" in int8_file
+    assert not np.array_equal(float_emb, int8_emb)  # recomputed, not read back
+    again, _ = run("int8")
+    assert np.array_equal(again, int8_emb)  # the same file's cache is reused

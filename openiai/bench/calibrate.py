@@ -174,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         # The data directory's own versions, installed even before their first table.
-        pipeline = FacePipeline.from_settings(Settings.from_env(data_dir=args.data_dir),
-                                              require_tables=False)
+        # The shipped table is the float file's (its recognizer_sha256): int8 shares it, as
+        # measured (README "Fast inference"), but is not what defines it.
+        pipeline = FacePipeline.from_settings(
+            Settings.from_env(data_dir=args.data_dir,
+                              inference="float" if args.replace_shipped else None),
+            require_tables=False)
         spec = versions.get(args.model_version)
     except (SettingsError, versions.UnknownModelVersion) as exc:
         print(f"openiai calibrate: {exc}", file=sys.stderr)
@@ -223,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             status = np.array([f[1] for f in found], np.int8)
         else:
             emb, status, _seconds = evaluate.embed_files(paths, args.workers, args.cache, "calibrating",
-                                                         policy="centre", model_version=args.model_version)
+                                                         policy="centre", model_version=args.model_version,
+                                                         engine=pipeline)
         ids = evaluate.merge_aliases(paths)
         dataset = (f"LFW deep-funneled, {len(paths)} images, {int(ids.max()) + 1} identities "
                    f"({len(evaluate.ALIASES)} LFW name aliases merged); face nearest the centre"

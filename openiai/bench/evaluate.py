@@ -149,20 +149,24 @@ def progress_bar():
 
 def embed_files(
     paths: list[Path], workers: int = 2, cache: Path | None = None, label: str = "embedding", policy: str = "largest",
-    model_version: str = versions.DEFAULT,
+    model_version: str = versions.DEFAULT, engine: FacePipeline | None = None,
 ):
     """(n, dim) embeddings under ``model_version``, per-image fallback status, seconds; `cache`
-    (.npz) skips recomputation."""
+    (.npz) skips recomputation when it was written by the same recognizer file (float and int8
+    SFace are one version but two files: OPENIAI_INFERENCE). ``engine``: the server's pipeline
+    from the environment unless given."""
+    engine = engine or face_pipeline()  # models load lazily: cheap until something runs
+    recognizer_file = engine.zoo.path(versions.get(model_version).recognizer).name
     keys = np.array([str(Path(p).resolve()) for p in paths])
     if cache and Path(cache).is_file():
         data = np.load(cache, allow_pickle=False)
         index = {k: i for i, k in enumerate(data["paths"])}
         cached_version = str(data["version"]) if "version" in data.files else versions.DEFAULT
         if ("policy" in data.files and str(data["policy"]) == policy and cached_version == model_version
+                and "recognizer" in data.files and str(data["recognizer"]) == recognizer_file
                 and all(k in index for k in keys)):
             sel = np.array([index[k] for k in keys], dtype=np.int64)
             return data["emb"][sel], data["status"][sel], float(data["seconds"]) * len(keys) / len(data["paths"])
-    engine = face_pipeline()
     engine.warmup(("yunet", versions.get(model_version).recognizer))
     emb = np.zeros((len(paths), versions.get(model_version).dim), np.float32)
     status = np.zeros(len(paths), np.int8)
@@ -176,7 +180,7 @@ def embed_files(
     if cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, paths=keys, emb=emb, status=status, seconds=np.float64(seconds), policy=np.str_(policy),
-                 version=np.str_(model_version))
+                 version=np.str_(model_version), recognizer=np.str_(recognizer_file))
     return emb, status, seconds
 
 
@@ -202,6 +206,11 @@ def cached_embeddings(cache: Path, paths: list[Path]) -> np.ndarray:
     if missing:
         raise SystemExit(f"{cache} lacks {len(missing)} of the {len(keys)} images, e.g. {missing[0]}")
     return data["emb"][np.array([index[k] for k in keys], dtype=np.int64)]
+
+
+def _recognizer_of(cache: Path) -> str:
+    data = np.load(cache, allow_pickle=False)
+    return str(data["recognizer"]) if "recognizer" in data.files else "recognizer file not recorded"
 
 
 def merge_aliases(paths: list[Path]) -> np.ndarray:
@@ -292,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample:  # the sampled pairs' images stand for LFW, impostors included
         pairs = sample_pairs(pairs, args.sample)
         paths = pair_images(pairs)
+    engine = face_pipeline()
     emb, status, seconds = embed_files(paths, args.workers, args.cache, policy=args.face,
-                                       model_version=version.name)
+                                       model_version=version.name, engine=engine)
     # Side B of every pair (and column j of every impostor pair) from another run's cache:
     # what a gallery enrolled in one arithmetic answers to probes of another.
     emb_b = emb if args.against is None else cached_embeddings(args.against, paths)
@@ -310,11 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     gen, imp = cos[same], cos[~same]
     rows: list[tuple[str, str]] = [
         ("dataset", f"{lfw} ({args.pairs}: {same.sum()} same + {(~same).sum()} different pairs)"),
-        *([("side B of every pair", f"from {args.against}")] if args.against else []),
+        *([("side B of every pair", f"from {args.against} ({_recognizer_of(args.against)})")]
+          if args.against else []),
         ("images embedded", f"{len(paths)} (no face at score {DEFAULT_SCORE_THRESHOLD}: {int((status > 0).sum())}; "
                             f"found at {RETRY_SCORE_THRESHOLD}: {int((status == LOW_THRESHOLD).sum())}; centred fallback: {int((status == CENTRED).sum())})"),
         ("pipeline", f"decode -> YuNet, {args.face} face (MinFaceSize 34) -> FaceModelVersion {version.name}: "
-                     f"{version.recognizer} (its own alignment)"),
+                     f"{version.recognizer} = {engine.zoo.path(version.recognizer).name} "
+                     "(its own alignment)"),
         ("threads", f"{args.workers} workers x OPENIAI_ORT_THREADS={Settings.from_env().ort_threads}"),
         ("throughput", f"{len(paths) / seconds:.1f} images/s ({1000 * seconds / len(paths):.1f} ms/image wall)"),
         ("10-fold accuracy", f"{100 * acc:.2f} % +- {100 * std:.2f} (mean threshold cos {thr:.3f} = score {scores.score_from_cosine(thr, version.name):.1f})"),
