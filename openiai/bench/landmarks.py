@@ -24,10 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..core.settings import Settings
 from ..services.faces import FacePipeline
 from ..vision import mesh as M
 from ..vision.landmarks import ibug68
-from ..vision.models import ModelZoo
 from .attribute_data import balanced_accuracy
 
 LANDMARK_FLOOR = 0.05
@@ -42,7 +42,8 @@ def _row(attribute: str, set_: str, metric: str, value: float, floor: float | No
 
 
 def _pipeline(pipeline: FacePipeline | None) -> FacePipeline:
-    return pipeline or FacePipeline(ModelZoo())
+    """The server's pipeline, configured from the environment (OPENIAI_INFERENCE included)."""
+    return pipeline or FacePipeline.from_settings(Settings.from_env())
 
 
 
