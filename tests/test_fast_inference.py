@@ -13,7 +13,7 @@ from openiai.core.settings import Settings, SettingsError
 from openiai.services.faces import APPEARANCE, FacePipeline
 from openiai.vision.image import decode_bytes
 from openiai.vision.models import ModelZoo
-from openiai.vision.models.sface import (INT8_MIXABLE, SFace, SFaceAppearance, SFaceInt8,
+from openiai.vision.models.sface import (INT8_FILE, INT8_MIXABLE, SFace, SFaceAppearance, SFaceInt8,
                                          choose_recognizer, cpu_int8_is_faster)
 
 TESTDATA = Settings.from_env().testdata_dir
@@ -104,3 +104,21 @@ def test_appearance_graph_is_truncated_and_runs_on_96_px_crops(faces):
     assert vectors.shape == (len(crops), SFaceAppearance.DIM) and np.isfinite(vectors).all()
     # One batched run gives what one run per face gives.
     assert np.allclose(vectors[:1], model.appearance(crops[:1]), atol=1e-4)
+
+
+def test_openiai_quantize_rebuilds_the_shipped_int8_file(tmp_path):
+    """The shipped int8 file is what `openiai quantize` builds (README "Fast inference"), on
+    the releases its digest was recorded with; other releases may store the same graph in other
+    bytes, so there the test does not apply."""
+    import onnx
+    import onnxruntime
+
+    if (onnxruntime.__version__, onnx.__version__) != ("1.32.0", "1.23.2"):
+        pytest.skip(f"digest recorded with onnxruntime 1.32.0 / onnx 1.23.2, not "
+                    f"{onnxruntime.__version__} / {onnx.__version__}")
+    from openiai.bench import quantize
+    from openiai.vision.models.files import sha256_of
+
+    assert quantize.main(["--out", str(tmp_path)]) == 0
+    built = tmp_path / INT8_FILE.names[0]
+    assert sha256_of(built) == INT8_FILE.sha256[INT8_FILE.names[0]]

@@ -89,7 +89,23 @@ def build(out: Path, crops: np.ndarray, float_path: Path) -> Path:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, reduce_range=True,
                         calibrate_method=CalibrationMethod.MinMax)
+    _store_raw(out)
     return out
+
+
+def _store_raw(path: Path) -> None:
+    """Every initializer's values as ``raw_data``. Whether a constant copied from the float
+    file (its input Sub's 127.5) keeps its typed ``float_data`` field or becomes raw bytes
+    differs between onnx / onnxruntime releases: the same graph, other bytes, another sha256.
+    One storage keeps the digest reproducible across them."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    for t in model.graph.initializer:
+        if not t.HasField("raw_data"):
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
+    onnx.save(model, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

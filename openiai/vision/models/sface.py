@@ -161,7 +161,7 @@ INT8_FILE = ModelFile(
     source="SFace 2021dec (as sface) statically quantised to int8 by `openiai quantize` "
            "(per-channel, calibrated on CelebA-HQ crops); Apache-2.0",
     sha256={"face_recognition_sface_2021dec_int8static.onnx":
-            "cca22343a89ed7d41bb6e38ac70a84f13e703217d848916b173d73671219dfc5"},
+            "5fa121c49ba269bdfe733b2daa32e208b4b3efcef610f91f8cd43f4c10319944"},
 )
 
 
