@@ -76,3 +76,26 @@ def test_bench_api_end_to_end_smoke(tmp_path):
     for cell in result["cells"]:
         assert cell["ok"] > 0 and not cell["errors"], cell
         assert bool(cell["stages"]) == has_metrics, cell
+
+
+def test_rate_ratios_pair_each_mode_with_the_first_in_the_same_round():
+    cell = lambda mode, rnd, rps: dict(action="CompareFace", clients=4, inference=mode,  # noqa: E731
+                                       round=rnd, rps=rps, processes=1)
+    cells = [cell("float", 1, 40.0), cell("int8", 1, 48.0), cell("float", 2, 20.0),
+             cell("int8", 2, 30.0)]
+    ratio = bench.rate_ratios(cells, ["float", "int8"])[("CompareFace", 4, "int8")]
+    assert abs(ratio - (1.2 * 1.5) ** 0.5) < 1e-9  # round by round, not pooled rates
+
+
+def test_bench_api_compares_inference_modes_in_one_run(tmp_path):
+    out_json = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "openiai.cli", "bench", "api", "--gallery", "4",
+                          "--seconds", "0.5", "--clients", "1", "--actions", "CompareFace",
+                          "--inference", "float,int8", "--json", str(out_json)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "OPENIAI_INFERENCE=float" in run.stdout and "OPENIAI_INFERENCE=int8" in run.stdout
+    assert "requests/s int8 / float" in run.stdout
+    cells = json.loads(out_json.read_text())["cells"]
+    assert sorted(c["inference"] for c in cells) == ["float", "int8"]
+    assert all(c["ok"] > 0 and not c["errors"] for c in cells)

@@ -10,6 +10,11 @@ serialise), from the difference of two scrapes of ``GET /metrics``
 (``openiai_stage_seconds{action,stage}`` sums, per request counted by
 ``openiai_request_duration_seconds{action}``).
 
+``--inference float,int8`` compares the recognizer's arithmetic in one run: a server per value,
+one after the other, the sequence repeated ``--rounds`` times so that the servers alternate; the
+table gets an inference column and the run ends with each value's requests/s against the
+first's.
+
 An action the server does not implement yet (``UnsupportedOperation``) is skipped with a
 message; a server without ``/metrics`` gets the table without the stage columns.
 """
@@ -279,14 +284,18 @@ def print_table(console, cells: list[dict], with_stages: bool, cpu: int, load: s
               caption="req/s and p50/p99: client side, successful requests; stage columns: "
                       "server time per request (ms) from /metrics; other = server time outside "
                       "the stages (auth, parsing, waiting for a handler thread)")
-    for col in ("action", "processes", "clients", "requests", "req/s", "p50 ms", "p99 ms", "errors"):
-        t.add_column(col, justify="left" if col == "action" else "right")
+    by_inference = any(c.get("inference") for c in cells)
+    for col in ("action", *(("inference", "round") if by_inference else ()), "processes",
+                "clients", "requests", "req/s", "p50 ms", "p99 ms", "errors"):
+        t.add_column(col, justify="left" if col in ("action", "inference") else "right")
     if with_stages:
         for s in (*STAGES, "other", "server"):
             t.add_column(f"{s} ms", justify="right")
     for c in cells:
         errs = ", ".join(f"{k}×{v}" for k, v in c["errors"].items()) or "0"
-        row = [c["action"], str(c.get("processes", 1)), str(c["clients"]), str(c["requests"]), _fmt(c["rps"]),
+        row = [c["action"], *((c.get("inference") or "-", str(c.get("round", 1)))
+                              if by_inference else ()),
+               str(c.get("processes", 1)), str(c["clients"]), str(c["requests"]), _fmt(c["rps"]),
                _fmt(c["p50_ms"]), _fmt(c["p99_ms"]), errs]
         if with_stages:
             st = c.get("stages") or {}
@@ -297,20 +306,43 @@ def print_table(console, cells: list[dict], with_stages: bool, cpu: int, load: s
     wide.print(t)
 
 
+def rate_ratios(cells: list[dict], modes: list[str]) -> dict[tuple[str, int, str], float]:
+    """(action, clients, mode) -> geometric mean over rounds of mode's requests/s over the
+    first mode's in the same round (one process count: the first)."""
+    procs = cells[0].get("processes", 1) if cells else 1
+    rate = {(c["action"], c["clients"], c["inference"], c["round"]): c["rps"] for c in cells
+            if c.get("processes", 1) == procs}
+    logs: dict[tuple[str, int, str], list[float]] = {}
+    for (action, clients, mode, rnd), rps in rate.items():
+        base = rate.get((action, clients, modes[0], rnd))
+        if mode != modes[0] and base and rps > 0:
+            logs.setdefault((action, clients, mode), []).append(float(np.log(rps / base)))
+    return {k: float(np.exp(np.mean(v))) for k, v in logs.items()}
+
+
+def print_ratios(console, cells: list[dict], modes: list[str]) -> None:
+    for (action, clients, mode), ratio in sorted(rate_ratios(cells, modes).items()):
+        console.print(f"{action} x{clients}: requests/s {mode} / {modes[0]} = {ratio:.2f} "
+                      "(geometric mean over rounds)")
+
+
 def run_server(args, data_dir: Path, procs: int, gallery, actions, clients, skipped: dict,
-               console) -> list[dict]:
-    """One server (``--workers procs``) on ``args.database_url`` (default: SQLite in its data
-    directory, whatever OPENIAI_DATABASE_URL says: the benchmark measures a server on a
-    database of its own), a gallery enrolled in an account of its own, and every cell."""
-    server = Server(data_dir, database_url=args.database_url, port=args.port)
+               console, inference: str | None = None) -> list[dict]:
+    """One server (``--workers procs``, ``OPENIAI_INFERENCE=inference`` when given) on
+    ``args.database_url`` (default: SQLite in its data directory, whatever OPENIAI_DATABASE_URL
+    says: the benchmark measures a server on a database of its own), a gallery enrolled in an
+    account of its own, and every cell."""
+    server = Server(data_dir, database_url=args.database_url, port=args.port,
+                    extra_env={"OPENIAI_INFERENCE": inference} if inference else None)
     if procs > 1:
         server.serve_args = ["--workers", str(procs)]
     cells = []
     try:
         t0 = time.perf_counter()
         server.start(timeout=120, wait_ready=True)  # time requests, not model loading
-        console.print(f"server ({procs} process{'es' if procs > 1 else ''}) on {server.endpoint} "
-                      f"(data {data_dir}), up in {time.perf_counter() - t0:.1f} s")
+        console.print(f"server ({procs} process{'es' if procs > 1 else ''}"
+                      f"{f', OPENIAI_INFERENCE={inference}' if inference else ''}) on "
+                      f"{server.endpoint} (data {data_dir}), up in {time.perf_counter() - t0:.1f} s")
         account = f"bench-{procs}-{os.getpid()}-{int(time.time())}"
         key = json.loads(server.cli("keys", "create", "--account", account, "--create", "--json"))
         factory = lambda: Sdk(server.endpoint, key["SecretId"], key["SecretKey"])  # noqa: E731
@@ -357,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
                     "--processes above 1); default SQLite in the data directory")
     ap.add_argument("--processes", default="1",
                     help="server processes (`serve --workers`), comma-separated: e.g. 1,2")
+    ap.add_argument("--inference", default="",
+                    help="recognizer arithmetic of the server (OPENIAI_INFERENCE), comma-separated "
+                         "to compare in one run: e.g. float,int8 (default: the environment's)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the whole sequence this many times, so the compared servers "
+                         "alternate and a busy machine slows each alike (default 1)")
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -373,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(actions) - set(ACTIONS)
     if unknown:
         ap.error(f"unknown action(s): {', '.join(sorted(unknown))}; choose from {', '.join(ACTIONS)}")
+    modes = [m.strip() for m in args.inference.split(",") if m.strip()] or [None]
+    if set(modes) - {None, "auto", "float", "int8"}:
+        ap.error(f"--inference {args.inference}: expected auto, float or int8 (comma-separated)")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
     temp = None
     if args.data_dir:
@@ -384,12 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     gallery = pick_gallery(args.gallery)
     try:
-        for procs in [int(x) for x in args.processes.split(",") if x.strip()]:
-            run_cells = run_server(args, data_dir / f"p{procs}", procs, gallery, actions, clients,
-                                   skipped, console)
-            for cell in run_cells:
-                cell["processes"] = procs
-            cells.extend(run_cells)
+        for rnd in range(1, args.rounds + 1):
+            for procs in [int(x) for x in args.processes.split(",") if x.strip()]:
+                for mode in modes:
+                    run_dir = data_dir / f"p{procs}-{mode or 'env'}-r{rnd}"
+                    run_cells = run_server(args, run_dir, procs, gallery, actions, clients,
+                                           skipped, console, mode)
+                    for cell in run_cells:
+                        cell.update(processes=procs, inference=mode, round=rnd)
+                    cells.extend(run_cells)
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
@@ -398,10 +444,13 @@ def main(argv: list[str] | None = None) -> int:
         load = f"; 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     if cells:
         print_table(console, cells, any(c["stages"] for c in cells), os.cpu_count() or 0, load)
+    if len(modes) > 1:
+        print_ratios(console, cells, modes)
     for action, why in skipped.items():
         console.print(f"{action}: skipped ({why})")
     if args.json:
         Path(args.json).write_text(json.dumps({"gallery": args.gallery, "seconds": args.seconds,
+                                               "inference": modes, "rounds": args.rounds,
                                                "cells": cells, "skipped": skipped}, indent=2))
     return 0
 
