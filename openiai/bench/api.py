@@ -302,7 +302,7 @@ def print_table(console, cells: list[dict], with_stages: bool, cpu: int, load: s
             row += [_fmt(st[s] * 1000 if s in st else None, ".2f") for s in (*STAGES, "other", "server")]
         t.add_row(*row)
     # The table is wide: never fold it to 80 columns when the output is a file or a pipe.
-    wide = console.__class__(width=max(console.width, 170), file=console.file)
+    wide = console.__class__(width=max(console.width, 200), file=console.file)
     wide.print(t)
 
 
