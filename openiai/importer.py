@@ -771,7 +771,10 @@ def run_cli(args, settings) -> int:
         except ImportError_ as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: grep, logs
             return 2
-        services.faces.warmup()
+        # The models every image needs; the rest (liveness, quality rules) load on first use.
+        # Warming all of them cost about 1.2 s of each run's start for models an import of a
+        # 3.0 group never runs (the dlib ResNet, the attribute nets).
+        services.faces.warmup(("yunet", versions.get(importer.face_model_version).recognizer))
 
         def on_term(_sig, _frm):
             raise KeyboardInterrupt
