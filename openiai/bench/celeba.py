@@ -25,7 +25,6 @@ from typing import Callable
 import numpy as np
 
 from openiai.services.faces import FacePipeline
-from openiai.core.settings import Settings
 from openiai.vision.appearance import HEADS_NAME, appearance_attributes_batch
 from openiai.vision.heads import HEADS_DIR, load_heads
 from openiai.vision.models.sface import SFaceAppearance
@@ -163,7 +162,10 @@ def evaluate_celeba(testdata: Path, limit: int | None = None,
     heads = load_heads(HEADS_NAME)
     manifest = json.loads((HEADS_DIR / f"{HEADS_NAME}.json").read_text())
     rows = [r for r in read_labels(testdata) if split_of(r["identity"]) == "test"][:limit]
-    pipeline = pipeline or FacePipeline.from_settings(Settings.from_env())
+    if pipeline is None:
+        from .evaluate import face_pipeline
+
+        pipeline = face_pipeline()
     ext = extract(pipeline, [image_path(testdata, r) for r in rows])
     out = rows_for(heads, manifest["results"], rows, ext)
     out.append({"attribute": "face detected", "set": SET_NAME, "metric": "detection rate",

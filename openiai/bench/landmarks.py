@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core.settings import Settings
 from ..services.faces import FacePipeline
 from ..vision import mesh as M
 from ..vision.landmarks import ibug68
@@ -43,7 +42,9 @@ def _row(attribute: str, set_: str, metric: str, value: float, floor: float | No
 
 def _pipeline(pipeline: FacePipeline | None) -> FacePipeline:
     """The server's pipeline, configured from the environment (OPENIAI_INFERENCE included)."""
-    return pipeline or FacePipeline.from_settings(Settings.from_env())
+    from .evaluate import face_pipeline
+
+    return pipeline or face_pipeline()
 
 
 

@@ -81,23 +81,23 @@ def build(out: Path, crops: np.ndarray, float_path: Path) -> Path:
             return next(self.batches, None)
 
     with tempfile.TemporaryDirectory() as tmp:
-        folded, pre = Path(tmp) / "float.onnx", Path(tmp) / "pre.onnx"
+        folded, pre, quantized = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(model, str(folded))
         quant_pre_process(str(folded), str(pre), skip_symbolic_shape=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+        quantize_static(str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, reduce_range=True,
                         calibrate_method=CalibrationMethod.MinMax)
-    _store_raw(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _store_raw(quantized, out)
     return out
 
 
-def _store_raw(path: Path) -> None:
+def _store_raw(path: Path, out: Path) -> None:
     """Every initializer's values as ``raw_data``. Whether a constant copied from the float
     file (its input Sub's 127.5) keeps its typed ``float_data`` field or becomes raw bytes
     differs between onnx / onnxruntime releases: the same graph, other bytes, another sha256.
-    One storage keeps the digest reproducible across them."""
+    One storage keeps the digest reproducible across them. Written to ``out``."""
     import onnx
     from onnx import numpy_helper
 
@@ -105,7 +105,7 @@ def _store_raw(path: Path) -> None:
     for t in model.graph.initializer:
         if not t.HasField("raw_data"):
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
-    onnx.save(model, str(path))
+    onnx.save(model, str(out))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,7 +142,8 @@ def profile(model: onnx.ModelProto, blob: np.ndarray, runs: int = 30) -> dict[st
     fastest of ``runs`` runs for each node, measured like :func:`peak_gflops`."""
     sess = _session(model, 1, profile=True)
     name = sess.get_inputs()[0].name
-    for _ in range(runs + 3):
+    warmup = 3  # the first runs pack weights and size buffers: left out below
+    for _ in range(warmup + runs):
         sess.run(None, {name: blob})
     path = sess.end_profiling()
     try:
@@ -154,8 +155,7 @@ def profile(model: onnx.ModelProto, blob: np.ndarray, runs: int = 30) -> dict[st
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             per_node[e["name"][: -len("_kernel_time")]].append(e["dur"] / 1000.0)
-    # the first runs pack weights and size buffers
-    return {k: min(v[3:] or v) for k, v in per_node.items()}
+    return {k: min(v[warmup:] or v) for k, v in per_node.items()}
 
 
 def sface(model_dir=None) -> dict:
