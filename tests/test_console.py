@@ -74,6 +74,16 @@ def _sign_in(browser, base: str, secret_id: str, secret_key: str):
     return context, page
 
 
+def _click_and_load(page, selector: str) -> None:
+    """Click what submits a form or follows a link, and wait for the new page.
+
+    Playwright's click need not wait for the navigation it starts; reading the page straight
+    after it can see the old page (CI once counted 0 boxes on the detect form it had just sent).
+    """
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _create_group(page, base: str, gid: str) -> None:
     page.fill("#group_id", gid)
     page.fill("#group_name", f"Group {gid}")
@@ -99,9 +109,9 @@ def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server
     rows = page.locator("tbody tr")
     assert rows.count() == 2
     page.fill("#q", "BLAIR")  # find by name, case-insensitive; then back to everyone
-    page.click("button:text('Find')")
+    _click_and_load(page, "button:text('Find')")
     assert [a.inner_text() for a in page.locator("tbody tr td a").all()] == ["tony"]
-    page.click("text=Show all")
+    _click_and_load(page, "text=Show all")
     assert page.locator("tbody img.thumb").count() == 2  # thumbnails of the stored crops
     for img in page.locator("tbody img.thumb").all():  # each decoded: a real image came back
         assert img.evaluate("i => i.complete && i.naturalWidth") > 0
@@ -109,7 +119,7 @@ def test_walk_sign_in_enrol_search_delete_sign_out(browser, base, console_server
     page.goto(f"{base}/search")
     page.set_input_files("#photo", str(testdata / TONY_PROBE))
     page.fill("#threshold", "0")  # every candidate, so the order is what is checked
-    page.click("button:text('Search')")
+    _click_and_load(page, "button:text('Search')")
     first = page.locator("ol.candidates li").first
     assert first.locator("a.cand-person").inner_text() == "tony"
     scores = [float(s) for s in page.locator("ol.candidates .score").all_inner_texts()]
@@ -158,7 +168,7 @@ def test_other_account_cannot_open_a_group_or_thumbnail_by_url(browser, base, co
     page_b.fill("#group_name", "Renamed by B")
     page_b.click("button:text('Save')")
     page_b.wait_for_selector("text=Group private saved.")
-    page_b.click("text=Delete this group…")
+    _click_and_load(page_b, "text=Delete this group…")
     assert "holds 0 persons" in page_b.locator("main").inner_text()
     page_b.click("button:text('Delete group')")
     page_b.wait_for_selector("text=Group private deleted.")
@@ -186,7 +196,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(browser, base, console_se
     # Removing the hidden field from the page's own form: refused as well.
     page.eval_on_selector("form.card input[name=csrf]", "e => e.remove()")
     page.fill("#group_id", "forged")
-    page.click("button:text('Create group')")
+    _click_and_load(page, "button:text('Create group')")
     assert "CSRF" in page.locator("main").inner_text()
     # With the page's token the same post goes through (the token is what was checked).
     token = re.search(r'name="csrf" value="([^"]+)"', page.goto(f"{base}/groups").text()).group(1)
@@ -237,7 +247,7 @@ def test_admin_creates_disables_and_enables_keys(browser, base, console_server):
     page.wait_for_url(f"{base}/admin")
     account = f"carol-{uuid.uuid4().hex[:6]}"
     page.fill("#account", account)
-    page.click("button:text('Create key')")
+    _click_and_load(page, "button:text('Create key')")
     secret_id = page.locator("#new-secret-id").inner_text()
     secret_key = page.locator("#new-secret-key").inner_text()
     page.goto(f"{base}/admin")
@@ -268,7 +278,7 @@ def test_detect_draws_boxes_and_landmarks(browser, base, console_server, testdat
     context, page = _sign_in(browser, base, *_account(console_server))
     page.goto(f"{base}/detect")
     page.set_input_files("#photo", str(testdata / TONY))
-    page.click("button:text('Detect')")
+    _click_and_load(page, "button:text('Detect')")
     svg = page.locator("svg.photo")
     assert svg.locator("rect.box").count() >= 1
     assert svg.locator("circle.pt").count() >= 5
@@ -276,15 +286,15 @@ def test_detect_draws_boxes_and_landmarks(browser, base, console_server, testdat
     page.goto(f"{base}/compare")
     page.set_input_files("#photo_a", str(testdata / TONY))
     page.set_input_files("#photo_b", str(testdata / TONY_PROBE))
-    page.click("button:text('Compare')")
+    _click_and_load(page, "button:text('Compare')")
     same = float(page.locator("h2 .score").inner_text())
     page.set_input_files("#photo_a", str(testdata / TONY))
     page.set_input_files("#photo_b", str(testdata / COLIN))
-    page.click("button:text('Compare')")
+    _click_and_load(page, "button:text('Compare')")
     assert same > float(page.locator("h2 .score").inner_text())
     page.goto(f"{base}/liveness")
     page.set_input_files("#photo", str(testdata / TONY))
-    page.click("button:text('Check')")
+    _click_and_load(page, "button:text('Check')")
     verdict = page.locator("#h-res").inner_text()
     assert verdict.startswith(("Live", "Not live")) and 0 <= float(verdict.split()[-1]) <= 100
     page.goto(f"{base}/search")
