@@ -38,6 +38,18 @@ def _inside(poly: np.ndarray, pt) -> bool:
     return cv2.pointPolygonTest(np.asarray(poly, np.float32), tuple(map(float, pt)), False) >= 0
 
 
+def test_mesh_and_iris_inputs_are_rgb_in_zero_to_one():
+    from openiai.vision.models.face_mesh import to_rgb01
+
+    bgr = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    expect = bgr[None, :, :, ::-1].astype(np.float32) / 255
+    np.testing.assert_array_equal(to_rgb01(bgr), expect)  # bit for bit the MediaPipe scaling
+    np.testing.assert_array_equal(to_rgb01(bgr[:, ::-1]), expect[:, :, ::-1])  # a mirrored view
+    np.testing.assert_array_equal(to_rgb01(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)), expect)
+    grey = bgr[:, :, 1]
+    np.testing.assert_array_equal(to_rgb01(grey), np.repeat(grey[None, :, :, None], 3, 3) / np.float32(255))
+
+
 def test_mesh_points_lie_on_the_face(obama):
     img, face, mesh = obama
     assert mesh.points.shape == (468, 3) and mesh.points.dtype == np.float32
