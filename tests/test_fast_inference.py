@@ -94,6 +94,12 @@ def test_inference_setting_forces_each_path():
 def test_appearance_graph_is_truncated_and_runs_on_96_px_crops(faces):
     model = ModelZoo().get(APPEARANCE)
     assert isinstance(model, SFaceAppearance) and model.SIZE == 96
+    # The heads are trained on the int8 file's vectors, so it is that file whatever the
+    # recognizer's arithmetic.
+    assert model.path.name == INT8_FILE.names[0]
+    for inference in ("float", "int8", "auto"):
+        zoo = FacePipeline.from_settings(Settings.from_env({"OPENIAI_INFERENCE": inference})).zoo
+        assert zoo.path(APPEARANCE).name == INT8_FILE.names[0]
     ops = {n.op_type for n in __import__("onnx").load(str(model.path)).graph.node}
     assert "Gemm" in ops  # the file is the full recognizer ...
     outputs = [o.name for o in model.session.get_outputs()]

@@ -3,8 +3,9 @@
 Aligned 112x112 crops -> unit 128-d embeddings. The recognizer owns its alignment (each
 recognizer has its own template and crop size): a 5-point similarity warp onto the ArcFace
 template, as ``cv::FaceRecognizerSF::alignCrop`` (:mod:`openiai.vision.align`).
-The same file, cut after conv_14 and run on a 96 px crop (:class:`SFaceAppearance`), gives
-the face's *appearance vector*: two intermediate activations, pooled. Attribute heads (glasses,
+The int8 build of the same network, cut after conv_14 and run on a 96 px crop
+(:class:`SFaceAppearance`), gives the face's *appearance vector*: two intermediate
+activations, pooled. Attribute heads (glasses,
 hat, smile, beard, ...; :mod:`openiai.vision.heads`) are linear models over it.
 
 Pre-processing as ``cv::FaceRecognizerSF::feature``: ``blobFromImage(crop, 1, (112,112), 0,
@@ -115,14 +116,35 @@ class SFace:
         self.embed([np.zeros((self.CROP_SIZE, self.CROP_SIZE, 3), np.uint8)])
 
 
+# The int8 recognizer: the same network (PRelu rewritten) with static int8 quantisation (QDQ,
+# per-channel 7-bit weights, uint8 activations, MinMax ranges from 256 CelebA-HQ train-identity
+# crops), built by `openiai quantize` (openiai.bench.quantize), which reproduces these bytes
+# with the pinned onnxruntime. It is opened unfolded (onnx_graph.is_static_int8), so its
+# convolutions run as int8 kernels. Its embeddings differ slightly from float ones; see
+# choose_recognizer.
+INT8_FILE = ModelFile(
+    names=("face_recognition_sface_2021dec_int8static.onnx",),
+    bundled=shipped_models,
+    source="SFace 2021dec (as sface) statically quantised to int8 by `openiai quantize` "
+           "(per-channel, calibrated on CelebA-HQ crops); Apache-2.0",
+    sha256={"face_recognition_sface_2021dec_int8static.onnx":
+            "5fa121c49ba269bdfe733b2daa32e208b4b3efcef610f91f8cd43f4c10319944"},
+)
+
+
 class SFaceAppearance:
     """SFace's layers up to conv_14 on a 96 px aligned crop: the *appearance vector* the
-    attribute heads (:mod:`openiai.vision.appearance`) read. The same verified file as the
-    recognizer, cut after the last tap (:func:`truncate`): no embedding is computed, and the
-    shrunken crop costs about 0.6 of a recognizer run."""
+    attribute heads (:mod:`openiai.vision.appearance`) read. The int8 recognizer file
+    (:data:`INT8_FILE`), cut after the last tap (:func:`truncate`): no embedding is computed.
+
+    Always the int8 file, whatever ``OPENIAI_INFERENCE`` says, because the heads were trained
+    on its vectors (they are 0.993-0.999 cosine-close to the float file's, but heads fitted on
+    float vectors lost 1.4 points of mouth-open accuracy on int8 ones). Measured on 96 px LFW
+    crops, one thread: 4.4 against 6.1 ms per face on a Xeon with AVX-512 VNNI, 10.6 against
+    14.1 on an AMD EPYC with AVX2 only (README "Face attributes")."""
 
     NAME = "sface_appearance"
-    FILE = FILE
+    FILE = INT8_FILE
     SIZE = APPEARANCE_SIZE
     DIM = 512 * 4 + 1024
 
@@ -149,22 +171,6 @@ class SFaceAppearance:
 
     def warmup(self) -> None:
         self.appearance([np.zeros((self.SIZE, self.SIZE, 3), np.uint8)])
-
-
-# The int8 recognizer: the same network (PRelu rewritten) with static int8 quantisation (QDQ,
-# per-channel 7-bit weights, uint8 activations, MinMax ranges from 256 CelebA-HQ train-identity
-# crops), built by `openiai quantize` (openiai.bench.quantize), which reproduces these bytes
-# with the pinned onnxruntime. It is opened unfolded (onnx_graph.is_static_int8), so its
-# convolutions run as int8 kernels. Its embeddings differ slightly from float ones; see
-# choose_recognizer.
-INT8_FILE = ModelFile(
-    names=("face_recognition_sface_2021dec_int8static.onnx",),
-    bundled=shipped_models,
-    source="SFace 2021dec (as sface) statically quantised to int8 by `openiai quantize` "
-           "(per-channel, calibrated on CelebA-HQ crops); Apache-2.0",
-    sha256={"face_recognition_sface_2021dec_int8static.onnx":
-            "5fa121c49ba269bdfe733b2daa32e208b4b3efcef610f91f8cd43f4c10319944"},
-)
 
 
 class SFaceInt8(SFace):
