@@ -47,7 +47,8 @@ def test_mesh_and_iris_inputs_are_rgb_in_zero_to_one():
     np.testing.assert_array_equal(to_rgb01(bgr[:, ::-1]), expect[:, :, ::-1])  # a mirrored view
     np.testing.assert_array_equal(to_rgb01(cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)), expect)
     grey = bgr[:, :, 1]
-    np.testing.assert_array_equal(to_rgb01(grey), np.repeat(grey[None, :, :, None], 3, 3) / np.float32(255))
+    expect_grey = np.repeat(grey[None, :, :, None], 3, 3) / np.float32(255)
+    np.testing.assert_array_equal(to_rgb01(grey), expect_grey)
 
 
 def test_mesh_points_lie_on_the_face(obama):

@@ -306,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                              + (", ".join(args.search) or "none") if reused else
                              "grouped 5-fold CV on the train identities"),
         "features": "SFace appearance vector (openiai.vision.models.sface."
-                    "SFaceAppearance.appearance): the int8 SFace file cut after conv_14, run on the aligned "
-                    f"crop shrunk to {SFaceAppearance.SIZE} px; conv_12 pooled 2x2 (2048) + "
-                    "conv_14 pooled (1024)",
+                    "SFaceAppearance.appearance): the int8 SFace file cut after conv_14, run "
+                    f"on the aligned crop shrunk to {SFaceAppearance.SIZE} px; conv_12 pooled "
+                    "2x2 (2048) + conv_14 pooled (1024)",
         "data": "CelebA-HQ, 5,000 128x128 crops with the 40 CelebA attributes "
                 "($OPENIAI_TESTDATA/attributes/celeba_hq). CelebA is licensed for "
                 "non-commercial research use only; these heads are derived from it.",

@@ -182,14 +182,13 @@ def flush_subnormal_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     the intra-op pool's threads, and with one thread (the server's default) the model runs on
     the calling thread. A model without subnormal weights is returned as it was."""
     tiny = np.finfo(np.float32).tiny
-    for i, t in enumerate(model.graph.initializer):
+    for t in model.graph.initializer:
         if t.data_type != onnx.TensorProto.FLOAT:
             continue
         a = numpy_helper.to_array(t)
         subnormal = (a != 0) & (np.abs(a) < tiny)
         if subnormal.any():
-            model.graph.initializer[i].CopyFrom(
-                numpy_helper.from_array(np.where(subnormal, np.float32(0), a), t.name))
+            t.CopyFrom(numpy_helper.from_array(np.where(subnormal, np.float32(0), a), t.name))
     return model
 
 

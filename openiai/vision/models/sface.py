@@ -5,8 +5,8 @@ recognizer has its own template and crop size): a 5-point similarity warp onto t
 template, as ``cv::FaceRecognizerSF::alignCrop`` (:mod:`openiai.vision.align`).
 The int8 build of the same network, cut after conv_14 and run on a 96 px crop
 (:class:`SFaceAppearance`), gives the face's *appearance vector*: two intermediate
-activations, pooled. Attribute heads (glasses,
-hat, smile, beard, ...; :mod:`openiai.vision.heads`) are linear models over it.
+activations, pooled. Attribute heads (glasses, hat, smile, beard, ...;
+:mod:`openiai.vision.heads`) are linear models over it.
 
 Pre-processing as ``cv::FaceRecognizerSF::feature``: ``blobFromImage(crop, 1, (112,112), 0,
 swapRB=true)``, i.e. RGB order, raw 0..255 values (the graph normalises itself).
@@ -138,8 +138,8 @@ class SFaceAppearance:
     (:data:`INT8_FILE`), cut after the last tap (:func:`truncate`): no embedding is computed.
 
     Always the int8 file, whatever ``OPENIAI_INFERENCE`` says, because the heads were trained
-    on its vectors (they are 0.993-0.999 cosine-close to the float file's, but heads fitted on
-    float vectors lost 1.4 points of mouth-open accuracy on int8 ones). Measured on 96 px LFW
+    on its vectors (cosine to the float file's: 0.993 lowest, 0.996 median on 50 LFW crops;
+    heads fitted on float vectors fell from 0.925 to 0.915 mouth-open accuracy on int8 ones). Measured on 96 px LFW
     crops, one thread: 4.4 against 6.1 ms per face on a Xeon with AVX-512 VNNI, 10.6 against
     14.1 on an AMD EPYC with AVX2 only (README "Face attributes")."""
 
@@ -183,8 +183,9 @@ def cpu_int8_is_faster() -> bool:
     """Whether onnxruntime's int8 convolutions beat its float ones on this CPU: x86 with AVX2
     (u8 x s8 multiply-adds, ``vpmaddubsw``: measured 0.88-0.91x the float time per face on an
     AMD EPYC without VNNI, README "Fast inference") or with int8 dot products (AVX-512 VNNI,
-    AVX-VNNI, AMX: 6.70 against 10.65 ms per face on a 2-core Xeon with all three). Linux flags only; anything else (another system, ARM, an x86 without AVX2,
-    where int8 was never measured here) answers False, and float is the default there."""
+    AVX-VNNI, AMX: 6.70 against 10.65 ms per face on a 2-core Xeon with all three). Linux
+    flags only; anything else (another system, ARM, an x86 without AVX2, where int8 was never
+    measured here) answers False, and float is the default there."""
     try:
         flags = set()
         with open("/proc/cpuinfo") as f:
